@@ -1,0 +1,10 @@
+//! Storage for Strato: the Aerospike record model, the in-memory record store of a Raft
+//! group, the deterministic `apply` of write commands, per-group snapshots, and the durable
+//! Raft log store.
+//!
+//! This crate is synchronous on purpose: no tokio, no openraft. The `raft` crate decides
+//! where blocking I/O runs.
+
+pub mod error;
+pub mod log_store;
+pub mod snapshot_file;
