@@ -1,1 +1,22 @@
+//! Multi-Raft for Strato: many openraft groups per node over one shared log store and one
+//! transport.
+//!
+//! Every openraft type is named only inside this crate, so bumping the pinned alpha touches
+//! one place. The crate opens no sockets and no files of its own: it reaches the disk through
+//! `storage::log_store::LogStore` and `storage::snapshot_file`, and the network through the
+//! [`transport::Transport`] trait the server implements.
 
+pub mod config;
+pub mod error;
+pub mod log_store;
+pub mod multi_raft;
+pub mod network;
+pub mod rpc;
+pub mod state_machine;
+pub mod transport;
+pub mod types;
+
+pub use error::{ReadError, WriteError};
+pub use multi_raft::{Group, GroupStatus, MultiRaft};
+pub use transport::{Transport, TransportError};
+pub use types::{GroupId, NodeId, TypeConfig};

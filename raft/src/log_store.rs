@@ -1,0 +1,136 @@
+//! openraft's log storage over the node's shared [`LogStore`]: one adapter per group, all
+//! writing into one database whose single flusher gives group commit across groups.
+
+use crate::types::{decode, encode, Entry, LogId, TypeConfig, Vote};
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use storage::log_store::{GroupId, LogStore};
+
+const META_VOTE: &str = "vote";
+const META_COMMITTED: &str = "committed";
+const META_PURGED: &str = "purged";
+
+fn io_err(e: storage::error::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// One group's view of the node's log store.
+#[derive(Clone)]
+pub struct GroupLogStore {
+    group: GroupId,
+    store: Arc<dyn LogStore>,
+}
+
+impl GroupLogStore {
+    pub fn new(group: GroupId, store: Arc<dyn LogStore>) -> GroupLogStore {
+        GroupLogStore { group, store }
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
+        match self.store.get_meta(self.group, key).map_err(io_err)? {
+            Some(b) => Ok(Some(decode(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &str, v: &T) -> io::Result<()> {
+        self.store.put_meta(self.group, key, encode(v)?).map_err(io_err)
+    }
+
+    /// Wait for one group-commit flush covering everything written so far.
+    async fn sync(&self) -> io::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.store.sync(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        match rx.await {
+            Ok(r) => r.map_err(io_err),
+            Err(_) => Err(io::Error::other("log store flusher stopped")),
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for GroupLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: RB) -> io::Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e.saturating_add(1),
+            Bound::Excluded(e) => *e,
+            Bound::Unbounded => u64::MAX,
+        };
+        let raw = self.store.entries(self.group, start, end).map_err(io_err)?;
+        raw.iter().map(|(_, b)| decode::<Entry>(b)).collect()
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        self.meta(META_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for GroupLogStore {
+    type LogReader = GroupLogStore;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId> = self.meta(META_PURGED)?;
+        let last = match self.store.last_entry(self.group).map_err(io_err)? {
+            Some((_, b)) => Some(decode::<Entry>(&b)?.log_id),
+            None => None,
+        };
+        let last_log_id = last.or_else(|| last_purged_log_id.clone());
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> GroupLogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        self.put_meta(META_VOTE, vote)?;
+        // A vote must be durable before it is acted upon: wait for the shared flush.
+        self.sync().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        // Durable with the next flush; losing it only means re-applying less at restart.
+        self.put_meta(META_COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.meta::<Option<LogId>>(META_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = Vec::new();
+        for e in entries {
+            batch.push((e.log_id.index, encode(&e)?));
+        }
+        // Readable as soon as this returns (openraft's contract); acknowledged only after the
+        // flush that covers it, shared with every other group on the node.
+        self.store.append(self.group, batch).map_err(io_err)?;
+        self.store.sync(Box::new(move |r| callback.io_completed(r.map_err(io_err))));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        self.store.truncate_after(self.group, last_log_id.map(|l| l.index)).map_err(io_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        // Record the purge point first, so a crash in between never leaves a hole unexplained.
+        self.put_meta(META_PURGED, &log_id)?;
+        self.store.purge_upto(self.group, log_id.index).map_err(io_err)
+    }
+}
+

@@ -1,0 +1,63 @@
+//! Raft RPC messages as they cross the fabric, and their dispatch on the receiving node.
+
+use crate::types::{SnapshotMeta, TypeConfig, Vote};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+/// Format version of [`RaftRequest`]/[`RaftReply`]; a peer speaking another one is refused.
+pub const RPC_VERSION: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+pub enum RaftRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum RaftReply {
+    Append(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    Snapshot(SnapshotResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The receiver could not handle the request (group missing, shutting down, bad bytes).
+    Error(String),
+}
+
+pub fn encode_request(r: &RaftRequest) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![RPC_VERSION];
+    out.extend(crate::types::encode(r)?);
+    Ok(out)
+}
+
+pub fn decode_request(b: &[u8]) -> std::io::Result<RaftRequest> {
+    match b.split_first() {
+        Some((&RPC_VERSION, rest)) => crate::types::decode(rest),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unsupported raft rpc version")),
+    }
+}
+
+pub fn encode_reply(r: &RaftReply) -> Vec<u8> {
+    let mut out = vec![RPC_VERSION];
+    match crate::types::encode(r) {
+        Ok(b) => out.extend(b),
+        Err(e) => out.extend(crate::types::encode(&RaftReply::Error(e.to_string())).unwrap_or_default()),
+    }
+    out
+}
+
+pub fn decode_reply(b: &[u8]) -> std::io::Result<RaftReply> {
+    match b.split_first() {
+        Some((&RPC_VERSION, rest)) => crate::types::decode(rest),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unsupported raft rpc version")),
+    }
+}

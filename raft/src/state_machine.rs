@@ -1,0 +1,135 @@
+//! openraft's state machine over a group's in-memory [`RecordStore`].
+//!
+//! Records live in memory; the Raft log is the write-ahead log. Snapshots are written to a
+//! file per group so the log can be purged, and a restarting node installs the latest one
+//! and re-applies the committed log after it.
+
+use crate::types::{decode, encode, GroupId, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use std::io;
+use std::sync::{Arc, RwLock};
+use storage::apply::apply;
+use storage::record_store::RecordStore;
+use storage::snapshot_file::SnapshotFiles;
+
+/// A group's records, shared between the state machine (writer) and the read path.
+pub type SharedRecords = Arc<RwLock<RecordStore>>;
+
+pub struct GroupStateMachine {
+    group: GroupId,
+    records: SharedRecords,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    snapshots: Arc<SnapshotFiles>,
+}
+
+impl GroupStateMachine {
+    pub fn new(group: GroupId, records: SharedRecords, snapshots: Arc<SnapshotFiles>) -> GroupStateMachine {
+        GroupStateMachine { group, records, last_applied: None, membership: StoredMembership::default(), snapshots }
+    }
+
+    pub fn records(&self) -> &SharedRecords {
+        &self.records
+    }
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("record store lock poisoned")
+}
+
+impl RaftStateMachine<TypeConfig> for GroupStateMachine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        Ok((self.last_applied.clone(), self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let outcome = match &entry.payload {
+                EntryPayload::Normal(cmd) => {
+                    let mut records = self.records.write().map_err(|_| poisoned())?;
+                    apply(&mut records, cmd)
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), m.clone());
+                    storage::command::Outcome::ok(0, 0)
+                }
+                EntryPayload::Blank => storage::command::Outcome::ok(0, 0),
+            };
+            self.last_applied = Some(entry.log_id.clone());
+            if let Some(r) = responder {
+                r.send(outcome);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // openraft builds the snapshot on a spawned task while applies continue, so the state
+        // must be captured here, at exactly `last_applied`, or a restore would re-apply entries
+        // already contained in it.
+        let data = self.records.read().map(|r| r.encode_snapshot()).map_err(|_| poisoned());
+        SnapshotBuilder {
+            group: self.group,
+            data,
+            meta: SnapshotMeta { last_log_id: self.last_applied.clone(), last_membership: self.membership.clone() },
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
+        let store = RecordStore::decode_snapshot(&snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // Persist before adopting it: after a restart the log before it may already be purged.
+        let current = self.snapshots.load(self.group).map_err(io::Error::other)?;
+        let ours = match &current {
+            Some((m, _)) => decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id) == Some(meta.last_log_id.clone()),
+            None => false,
+        };
+        if !ours {
+            self.snapshots.save(self.group, &encode(meta)?, &snapshot).map_err(io::Error::other)?;
+        }
+        *self.records.write().map_err(|_| poisoned())? = store;
+        self.last_applied = meta.last_log_id.clone();
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        match self.snapshots.load(self.group).map_err(io::Error::other)? {
+            Some((meta, data)) => Ok(Some(Snapshot { meta: decode::<SnapshotMeta>(&meta)?, snapshot: data })),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Persists a snapshot captured by [`GroupStateMachine::get_snapshot_builder`].
+pub struct SnapshotBuilder {
+    group: GroupId,
+    data: io::Result<Vec<u8>>,
+    meta: SnapshotMeta,
+    snapshots: Arc<SnapshotFiles>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
+        let meta_bytes = encode(&self.meta)?;
+        let (files, group) = (self.snapshots.clone(), self.group);
+        // Writing and fsyncing a file is blocking work: keep it off the async workers.
+        let data = tokio::task::spawn_blocking(move || files.save(group, &meta_bytes, &data).map(|_| data))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: data })
+    }
+}

@@ -1,0 +1,127 @@
+//! Write commands: what a Raft log entry carries, and what applying one answers.
+//!
+//! Everything time-dependent is decided by the leader before proposing (`now`, the void time),
+//! so that every replica applying the same command reaches the same state.
+
+use crate::record::{Bin, Digest, ResultCode, UserKey, Value};
+use serde::{Deserialize, Serialize};
+
+/// How a write treats an existing or missing record (Aerospike's `exists` policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExistsPolicy {
+    /// Create or update, merging bins.
+    #[default]
+    Ignore,
+    /// Fail with RecordExists if the record exists.
+    Create,
+    /// Fail with NotFound if the record is missing; merge bins.
+    Update,
+    /// Fail with NotFound if missing; drop the bins not written.
+    Replace,
+    /// Create if missing; drop the bins not written.
+    CreateOrReplace,
+}
+
+/// The generation check of a write or delete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GenerationPolicy {
+    #[default]
+    None,
+    /// Apply only if the record's generation equals this one.
+    Eq(u16),
+    /// Apply only if this generation is greater than the record's.
+    Gt(u16),
+}
+
+/// The void time a write leaves on the record, resolved by the leader from the request TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// Set this void time (seconds since 2010; 0 = never expires).
+    Set(u32),
+    /// Keep the record's void time; a new record gets the given one.
+    Keep { if_new: u32 },
+}
+
+/// One operation of a write (or operate) command, applied in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Read one bin (its value as of this point in the op sequence).
+    Read(String),
+    /// Read every bin.
+    ReadAll,
+    /// Set a bin; `Value::Nil` deletes it.
+    Write(Bin),
+    /// Add an integer or float to a bin.
+    Incr(Bin),
+    Append(Bin),
+    Prepend(Bin),
+    /// Bump the generation and reset the TTL; the record must exist.
+    Touch,
+    /// Delete the record; later ops in the same command start from an empty record.
+    DeleteAll,
+}
+
+impl Op {
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Read(_) | Op::ReadAll)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteCommand {
+    pub digest: Digest,
+    pub set: String,
+    /// The user key, stored when the client sends it.
+    pub key: Option<UserKey>,
+    pub exists: ExistsPolicy,
+    pub generation: GenerationPolicy,
+    pub expiry: Expiry,
+    /// The leader's clock (seconds since 2010) when it proposed: expiry checks use this.
+    pub now: u32,
+    pub ops: Vec<Op>,
+    /// Answer one entry per op (NULL entries for write ops), as RESPOND_ALL_OPS asks.
+    pub respond_all_ops: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteCommand {
+    pub digest: Digest,
+    pub generation: GenerationPolicy,
+    pub now: u32,
+}
+
+/// A replicated state-machine command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    Write(WriteCommand),
+    Delete(DeleteCommand),
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Write(w) => write!(f, "write {} ops", w.ops.len()),
+            Command::Delete(_) => write!(f, "delete"),
+        }
+    }
+}
+
+/// What applying a command (or serving a read) answers: the AS_MSG response fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub code: ResultCode,
+    pub generation: u16,
+    pub void_time: u32,
+    /// Returned bins in op order: (name, value).
+    pub bins: Vec<(String, Value)>,
+}
+
+impl Outcome {
+    pub fn error(code: ResultCode) -> Outcome {
+        Outcome { code, generation: 0, void_time: 0, bins: Vec::new() }
+    }
+
+    pub fn ok(generation: u16, void_time: u32) -> Outcome {
+        Outcome { code: ResultCode::Ok, generation, void_time, bins: Vec::new() }
+    }
+}

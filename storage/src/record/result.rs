@@ -1,0 +1,39 @@
+//! Aerospike result codes: the stable numbers clients act on.
+
+use serde::{Deserialize, Serialize};
+
+/// A result code sent in byte 5 of an AS_MSG header. Numbers are Aerospike's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ResultCode {
+    Ok = 0,
+    ServerError = 1,
+    NotFound = 2,
+    Generation = 3,
+    Parameter = 4,
+    RecordExists = 5,
+    BinExists = 6,
+    Timeout = 9,
+    /// Partition unavailable: clients retry it.
+    Unavailable = 11,
+    IncompatibleType = 12,
+    RecordTooBig = 13,
+    KeyBusy = 14,
+    UnsupportedFeature = 16,
+    BinNotFound = 17,
+    DeviceOverload = 18,
+    KeyMismatch = 19,
+    Namespace = 20,
+    BinName = 21,
+    Forbidden = 22,
+    EnterpriseOnly = 25,
+    OpNotApplicable = 26,
+    FilteredOut = 27,
+    SecurityNotEnabled = 52,
+}
+
+impl ResultCode {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}

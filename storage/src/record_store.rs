@@ -1,0 +1,83 @@
+//! The in-memory records of one Raft group, and their snapshot encoding.
+
+use crate::record::{Digest, Record};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Records of one group, ordered by digest so snapshots and scans are deterministic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordStore {
+    records: BTreeMap<Digest, Record>,
+}
+
+/// Snapshot format version; bump it when the encoding changes.
+const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct SnapshotBodyRef<'a> {
+    version: u32,
+    records: Vec<(&'a Digest, &'a Record)>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotBody {
+    version: u32,
+    records: Vec<(Digest, Record)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot cannot be decoded: {0}")]
+    Decode(String),
+    #[error("snapshot format version {0} is not supported")]
+    Version(u32),
+}
+
+impl RecordStore {
+    pub fn new() -> RecordStore {
+        RecordStore::default()
+    }
+
+    /// The record under `digest`, unless it is missing or past its void time at `now`.
+    pub fn get(&self, digest: &Digest, now: u32) -> Option<&Record> {
+        self.records.get(digest).filter(|r| !r.is_expired(now))
+    }
+
+    pub fn insert(&mut self, digest: Digest, record: Record) {
+        self.records.insert(digest, record);
+    }
+
+    pub fn remove(&mut self, digest: &Digest) -> Option<Record> {
+        self.records.remove(digest)
+    }
+
+    /// Stored records, including expired ones not yet removed.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Record)> {
+        self.records.iter()
+    }
+
+    /// Encode every record (expired ones too: expiry is decided by replicated deletes).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let body = SnapshotBodyRef { version: SNAPSHOT_VERSION, records: self.records.iter().collect() };
+        // Encoding into a Vec cannot fail for these plain types.
+        bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
+    }
+
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<RecordStore, SnapshotError> {
+        let (body, _): (SnapshotBody, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        if body.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(body.version));
+        }
+        Ok(RecordStore { records: body.records.into_iter().collect() })
+    }
+}
