@@ -167,6 +167,19 @@ impl MultiRaft {
         g.raft.trigger().transfer_leader(to).await.map_err(io::Error::other)
     }
 
+    /// Whether this node leads `group` and `target` has every entry of its log, so handing
+    /// leadership over costs no unavailability.
+    pub fn caught_up(&self, group: GroupId, target: NodeId) -> bool {
+        let Some(g) = self.group(group) else { return false };
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let last = m.last_log_index;
+        match &m.replication {
+            Some(r) => r.get(&target).is_some_and(|l| l.as_ref().map(|l| l.index) == last),
+            None => false,
+        }
+    }
+
     pub async fn shutdown(&self) {
         for g in self.groups() {
             let _ = g.raft.shutdown().await;

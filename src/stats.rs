@@ -1,0 +1,26 @@
+//! Counters reported by the `statistics` info command.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Stats {
+    pub client_connections: AtomicU64,
+    pub reads: AtomicU64,
+    pub read_not_found: AtomicU64,
+    pub writes: AtomicU64,
+    pub deletes: AtomicU64,
+    pub errors: AtomicU64,
+    pub in_doubt: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub info_requests: AtomicU64,
+}
+
+impl Stats {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
