@@ -37,7 +37,13 @@ pub struct NamespaceConfig {
 
 impl Default for NamespaceConfig {
     fn default() -> Self {
-        NamespaceConfig { name: "test".into(), replication_factor: 3, groups: 16, default_ttl: 0, allow_relaxed_reads: false }
+        NamespaceConfig {
+            name: "test".into(),
+            replication_factor: 3,
+            groups: 16,
+            default_ttl: 0,
+            allow_relaxed_reads: false,
+        }
     }
 }
 
@@ -59,20 +65,29 @@ impl NodeConfig {
             return Err("--node-id must be at least 1".into());
         }
         if self.port > u16::MAX - 2 {
-            return Err(format!("--port {} leaves no room for the fabric and gossip ports (port + 1, port + 2)", self.port));
+            return Err(format!(
+                "--port {} leaves no room for the fabric and gossip ports (port + 1, port + 2)",
+                self.port
+            ));
         }
         if self.bootstrap_expect == 0 {
             return Err("--bootstrap-expect must be at least 1".into());
         }
         let ns = &self.namespace.name;
         if ns.is_empty() || ns.len() > storage::record::NAMESPACE_MAX {
-            return Err(format!("namespace name must be 1..={} bytes", storage::record::NAMESPACE_MAX));
+            return Err(format!(
+                "namespace name must be 1..={} bytes",
+                storage::record::NAMESPACE_MAX
+            ));
         }
         if self.namespace.replication_factor == 0 {
             return Err("--replication-factor must be at least 1".into());
         }
         if self.namespace.groups == 0 || self.namespace.groups > storage::record::PARTITIONS {
-            return Err(format!("--groups must be 1..={}", storage::record::PARTITIONS));
+            return Err(format!(
+                "--groups must be 1..={}",
+                storage::record::PARTITIONS
+            ));
         }
         if self.cluster_name.is_empty() || self.cluster_name.contains(['\t', '\n']) {
             return Err("--cluster-name must be non-empty text without tabs or newlines".into());

@@ -6,15 +6,22 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Send `commands` to `host` and return `(command, value)` pairs in answer order.
-pub async fn request(host: &str, commands: &[String], timeout: Duration) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn request(
+    host: &str,
+    commands: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, String)>> {
     let fut = async {
-        let mut s = TcpStream::connect(host).await.map_err(|e| anyhow::anyhow!("cannot connect to {host}: {e}"))?;
+        let mut s = TcpStream::connect(host)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {host}: {e}"))?;
         let mut body = String::new();
         for c in commands {
             body.push_str(c);
             body.push('\n');
         }
-        s.write_all(&encode_frame(TYPE_INFO, body.as_bytes())).await?;
+        s.write_all(&encode_frame(TYPE_INFO, body.as_bytes()))
+            .await?;
         let f = read_frame(&mut s, MAX_INFO_BODY)
             .await
             .map_err(|e| anyhow::anyhow!("bad answer from {host}: {e}"))?
@@ -29,5 +36,7 @@ pub async fn request(host: &str, commands: &[String], timeout: Duration) -> anyh
             })
             .collect())
     };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| anyhow::anyhow!("no answer from {host} within {timeout:?}"))?
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {host} within {timeout:?}"))?
 }

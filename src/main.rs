@@ -9,7 +9,11 @@ use strato::config::{NamespaceConfig, NodeConfig};
 use strato::node::Node;
 
 #[derive(Parser)]
-#[command(name = "strato", version, about = "A strongly consistent, replicated record store that speaks Aerospike's protocol")]
+#[command(
+    name = "strato",
+    version,
+    about = "A strongly consistent, replicated record store that speaks Aerospike's protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -86,14 +90,25 @@ fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Cmd::Serve(a) => rt.block_on(serve(a)),
-        Cmd::Info { host, commands, timeout_ms } => rt.block_on(async {
-            let answers = strato::info_client::request(&host, &commands, Duration::from_millis(timeout_ms)).await?;
+        Cmd::Info {
+            host,
+            commands,
+            timeout_ms,
+        } => rt.block_on(async {
+            let answers =
+                strato::info_client::request(&host, &commands, Duration::from_millis(timeout_ms))
+                    .await?;
             let mut failed = false;
             for (_, v) in &answers {
                 println!("{v}");
@@ -108,7 +123,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let seeds = a.seeds.iter().filter(|s| !s.is_empty()).map(|s| resolve(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let seeds = a
+        .seeds
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| resolve(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let raft = raft::config::RaftConfig {
         heartbeat_ms: a.heartbeat_ms,
         election_timeout_min_ms: a.election_timeout_ms,

@@ -42,23 +42,36 @@ impl Node {
     /// Open the data directory, bind every listener and start all tasks.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
         config.validate().map_err(anyhow::Error::msg)?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let log: Arc<dyn LogStore> = Arc::new(
-            SledLogStore::open(config.data_dir.join("log"), Default::default())
-                .with_context(|| format!("opening the log store in {}", config.data_dir.display()))?,
+            SledLogStore::open(config.data_dir.join("log"), Default::default()).with_context(
+                || format!("opening the log store in {}", config.data_dir.display()),
+            )?,
         );
-        let snapshots = Arc::new(SnapshotFiles::new(config.data_dir.join("snapshots")).context("opening the snapshot directory")?);
+        let snapshots = Arc::new(
+            SnapshotFiles::new(config.data_dir.join("snapshots"))
+                .context("opening the snapshot directory")?,
+        );
 
         // A restart counter, so gossip peers can tell this incarnation from the previous one.
         let generation = match log.get_meta(NODE_META_GROUP, META_GENERATION)? {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b.try_into().unwrap_or_default()) + 1,
             _ => 1,
         };
-        log.put_meta(NODE_META_GROUP, META_GENERATION, generation.to_be_bytes().to_vec())?;
+        log.put_meta(
+            NODE_META_GROUP,
+            META_GENERATION,
+            generation.to_be_bytes().to_vec(),
+        )?;
         log.sync_blocking()?;
 
-        let service = TcpListener::bind(config.service_addr()).await.with_context(|| format!("binding the service port {}", config.service_addr()))?;
-        let fabric_listener = TcpListener::bind(config.fabric_addr()).await.with_context(|| format!("binding the fabric port {}", config.fabric_addr()))?;
+        let service = TcpListener::bind(config.service_addr())
+            .await
+            .with_context(|| format!("binding the service port {}", config.service_addr()))?;
+        let fabric_listener = TcpListener::bind(config.fabric_addr())
+            .await
+            .with_context(|| format!("binding the fabric port {}", config.fabric_addr()))?;
         let gossip = Gossip::start(GossipConfig {
             node_id: config.node_id,
             cluster_name: config.cluster_name.clone(),
@@ -78,10 +91,20 @@ impl Node {
             config.cluster_name.clone(),
             Arc::new(move |id| resolve_members.borrow().get(&id).map(|m| m.fabric)),
         ));
-        let multi = Arc::new(MultiRaft::new(config.node_id, &config.raft, log.clone(), snapshots, Arc::new(fabric::RaftTransport(fabric.clone())))?);
+        let multi = Arc::new(MultiRaft::new(
+            config.node_id,
+            &config.raft,
+            log.clone(),
+            snapshots,
+            Arc::new(fabric::RaftTransport(fabric.clone())),
+        )?);
 
         let roster = match log.get_meta(NODE_META_GROUP, META_ROSTER)? {
-            Some(b) => Some(bincode::serde::decode_from_slice::<Roster, _>(&b, bincode::config::standard()).context("decoding the stored roster")?.0),
+            Some(b) => Some(
+                bincode::serde::decode_from_slice::<Roster, _>(&b, bincode::config::standard())
+                    .context("decoding the stored roster")?
+                    .0,
+            ),
             None => None,
         };
         let node = Arc::new(Node {
@@ -98,7 +121,11 @@ impl Node {
             gossip: tokio::sync::Mutex::new(Some(gossip)),
         });
 
-        tokio::spawn(fabric::serve(fabric_listener, node.config.cluster_name.clone(), Arc::new(FabricHandler(node.clone()))));
+        tokio::spawn(fabric::serve(
+            fabric_listener,
+            node.config.cluster_name.clone(),
+            Arc::new(FabricHandler(node.clone())),
+        ));
         match roster {
             Some(r) => node.adopt_roster(r, false).await?,
             None => {
@@ -124,9 +151,18 @@ impl Node {
     async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
         let expect = self.config.bootstrap_expect;
         let mut members = self.members.clone();
-        tracing::info!(node = self.config.node_id, expect, "waiting for nodes to form a cluster");
+        tracing::info!(
+            node = self.config.node_id,
+            expect,
+            "waiting for nodes to form a cluster"
+        );
         let ids: Vec<NodeId> = loop {
-            let up: Vec<NodeId> = members.borrow_and_update().values().filter(|m| m.up).map(|m| m.node_id).collect();
+            let up: Vec<NodeId> = members
+                .borrow_and_update()
+                .values()
+                .filter(|m| m.up)
+                .map(|m| m.node_id)
+                .collect();
             if up.len() >= expect {
                 // Every node waiting for the same K nodes picks the same K lowest ids.
                 let mut up = up;
@@ -158,11 +194,19 @@ impl Node {
             for g in roster.groups_of(self.config.node_id) {
                 let replicas = roster.replicas(g);
                 if replicas[0] == self.config.node_id {
-                    self.multi.initialize(group_id(0, g), replicas.into_iter().collect::<BTreeSet<_>>()).await?;
+                    self.multi
+                        .initialize(
+                            group_id(0, g),
+                            replicas.into_iter().collect::<BTreeSet<_>>(),
+                        )
+                        .await?;
                 }
             }
         }
-        *self.roster.write().map_err(|_| anyhow::anyhow!("roster lock poisoned"))? = Some(roster);
+        *self
+            .roster
+            .write()
+            .map_err(|_| anyhow::anyhow!("roster lock poisoned"))? = Some(roster);
         Ok(())
     }
 

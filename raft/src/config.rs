@@ -16,7 +16,12 @@ impl Default for RaftConfig {
     fn default() -> Self {
         // Many groups share two cores: a 200 ms heartbeat keeps idle cost low, and an election
         // timeout of 1-2 s leaves room for fsync and scheduler stalls without false elections.
-        RaftConfig { heartbeat_ms: 200, election_timeout_min_ms: 1000, election_timeout_max_ms: 2000, snapshot_every: 20_000 }
+        RaftConfig {
+            heartbeat_ms: 200,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_every: 20_000,
+        }
     }
 }
 

@@ -38,7 +38,9 @@ impl GroupLogStore {
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &str, v: &T) -> io::Result<()> {
-        self.store.put_meta(self.group, key, encode(v)?).map_err(io_err)
+        self.store
+            .put_meta(self.group, key, encode(v)?)
+            .map_err(io_err)
     }
 
     /// Wait for one group-commit flush covering everything written so far.
@@ -55,7 +57,10 @@ impl GroupLogStore {
 }
 
 impl RaftLogReader<TypeConfig> for GroupLogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: RB) -> io::Result<Vec<Entry>> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
         let start = match range.start_bound() {
             Bound::Included(s) => *s,
             Bound::Excluded(s) => s.saturating_add(1),
@@ -85,7 +90,10 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
             None => None,
         };
         let last_log_id = last.or_else(|| last_purged_log_id.clone());
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> GroupLogStore {
@@ -119,18 +127,22 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         // Readable as soon as this returns (openraft's contract); acknowledged only after the
         // flush that covers it, shared with every other group on the node.
         self.store.append(self.group, batch).map_err(io_err)?;
-        self.store.sync(Box::new(move |r| callback.io_completed(r.map_err(io_err))));
+        self.store
+            .sync(Box::new(move |r| callback.io_completed(r.map_err(io_err))));
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        self.store.truncate_after(self.group, last_log_id.map(|l| l.index)).map_err(io_err)
+        self.store
+            .truncate_after(self.group, last_log_id.map(|l| l.index))
+            .map_err(io_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         // Record the purge point first, so a crash in between never leaves a hole unexplained.
         self.put_meta(META_PURGED, &log_id)?;
-        self.store.purge_upto(self.group, log_id.index).map_err(io_err)
+        self.store
+            .purge_upto(self.group, log_id.index)
+            .map_err(io_err)
     }
 }
-

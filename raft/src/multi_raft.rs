@@ -9,8 +9,8 @@ use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::state_machine::{GroupStateMachine, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{GroupId, NodeId, Raft, Snapshot};
-use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::ReadPolicy;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -62,7 +62,15 @@ impl MultiRaft {
         transport: Arc<dyn Transport>,
     ) -> io::Result<MultiRaft> {
         let config = config.to_openraft().map_err(io::Error::other)?;
-        Ok(MultiRaft { node_id, config, log, snapshots, transport, groups: RwLock::new(HashMap::new()), creating: tokio::sync::Mutex::new(()) })
+        Ok(MultiRaft {
+            node_id,
+            config,
+            log,
+            snapshots,
+            transport,
+            groups: RwLock::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -77,12 +85,25 @@ impl MultiRaft {
         }
         let records: SharedRecords = Arc::new(RwLock::new(RecordStore::new()));
         let sm = GroupStateMachine::new(group, records.clone(), self.snapshots.clone());
-        let network = NetworkFactory { group, transport: self.transport.clone() };
+        let network = NetworkFactory {
+            group,
+            transport: self.transport.clone(),
+        };
         let log = GroupLogStore::new(group, self.log.clone());
         let span = tracing::info_span!("group", node = self.node_id, group);
-        let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm).instrument(span).await.map_err(io::Error::other)?;
-        let g = Arc::new(Group { id: group, raft, records });
-        self.groups.write().map_err(|_| lock_err())?.insert(group, g.clone());
+        let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm)
+            .instrument(span)
+            .await
+            .map_err(io::Error::other)?;
+        let g = Arc::new(Group {
+            id: group,
+            raft,
+            records,
+        });
+        self.groups
+            .write()
+            .map_err(|_| lock_err())?
+            .insert(group, g.clone());
         Ok(g)
     }
 
@@ -91,7 +112,11 @@ impl MultiRaft {
     }
 
     pub fn groups(&self) -> Vec<Arc<Group>> {
-        let mut v: Vec<_> = self.groups.read().map(|g| g.values().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<_> = self
+            .groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default();
         v.sort_by_key(|g| g.id);
         v
     }
@@ -99,7 +124,9 @@ impl MultiRaft {
     /// Make `members` the first voters of `group`. Safe to call on several nodes with the same
     /// members; a group that is already initialized is left alone.
     pub async fn initialize(&self, group: GroupId, members: BTreeSet<NodeId>) -> io::Result<()> {
-        let g = self.group(group).ok_or_else(|| io::Error::other("no such group"))?;
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
         match g.raft.initialize(members).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
@@ -120,11 +147,18 @@ impl MultiRaft {
     }
 
     /// Propose a command on this node's group and wait until it is committed and applied.
-    pub async fn write(&self, group: GroupId, cmd: Command, timeout: Duration) -> Result<Outcome, WriteError> {
+    pub async fn write(
+        &self,
+        group: GroupId,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<Outcome, WriteError> {
         let g = self.group(group).ok_or(WriteError::NoGroup)?;
         match tokio::time::timeout(timeout, g.raft.client_write(cmd)).await {
             Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(WriteError::NotLeader(f.leader_id)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(WriteError::NotLeader(f.leader_id))
+            }
             Ok(Err(e)) => Err(WriteError::InDoubt(e.to_string())),
             Err(_) => Err(WriteError::InDoubt("timed out waiting for commit".into())),
         }
@@ -132,29 +166,53 @@ impl MultiRaft {
 
     /// Confirm leadership with a quorum (ReadIndex), wait until the state machine has applied
     /// everything committed before the read arrived, then read.
-    pub async fn read<T>(&self, group: GroupId, timeout: Duration, f: impl FnOnce(&RecordStore) -> T) -> Result<T, ReadError> {
+    pub async fn read<T>(
+        &self,
+        group: GroupId,
+        timeout: Duration,
+        f: impl FnOnce(&RecordStore) -> T,
+    ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
-        match tokio::time::timeout(timeout, g.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+        match tokio::time::timeout(timeout, g.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await
+        {
             Ok(Ok(_)) => {}
-            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => return Err(ReadError::NotLeader(f.leader_id)),
+            Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
+                return Err(ReadError::NotLeader(f.leader_id))
+            }
             Ok(Err(e)) => return Err(ReadError::Unavailable(e.to_string())),
-            Err(_) => return Err(ReadError::Unavailable("timed out confirming leadership".into())),
+            Err(_) => {
+                return Err(ReadError::Unavailable(
+                    "timed out confirming leadership".into(),
+                ))
+            }
         }
-        let records = g.records.read().map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
+        let records = g
+            .records
+            .read()
+            .map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
         Ok(f(&records))
     }
 
     /// Read this replica's state without confirming leadership: not linearizable.
-    pub fn read_local<T>(&self, group: GroupId, f: impl FnOnce(&RecordStore) -> T) -> Result<T, ReadError> {
+    pub fn read_local<T>(
+        &self,
+        group: GroupId,
+        f: impl FnOnce(&RecordStore) -> T,
+    ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
-        let records = g.records.read().map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
+        let records = g
+            .records
+            .read()
+            .map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
         Ok(f(&records))
     }
 
     /// Handle one inbound Raft RPC for a hosted group and encode the reply.
     pub async fn handle_rpc(&self, group: GroupId, payload: &[u8]) -> Vec<u8> {
         let reply = match (self.group(group), decode_request(payload)) {
-            (None, _) => RaftReply::Error(format!("group {group} not hosted on node {}", self.node_id)),
+            (None, _) => {
+                RaftReply::Error(format!("group {group} not hosted on node {}", self.node_id))
+            }
             (_, Err(e)) => RaftReply::Error(format!("bad request: {e}")),
             (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
         };
@@ -163,19 +221,29 @@ impl MultiRaft {
 
     /// Hand leadership of `group` to `to` (used to spread leaders across nodes).
     pub async fn transfer_leader(&self, group: GroupId, to: NodeId) -> io::Result<()> {
-        let g = self.group(group).ok_or_else(|| io::Error::other("no such group"))?;
-        g.raft.trigger().transfer_leader(to).await.map_err(io::Error::other)
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        g.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(io::Error::other)
     }
 
     /// Whether this node leads `group` and `target` has every entry of its log, so handing
     /// leadership over costs no unavailability.
     pub fn caught_up(&self, group: GroupId, target: NodeId) -> bool {
-        let Some(g) = self.group(group) else { return false };
+        let Some(g) = self.group(group) else {
+            return false;
+        };
         let m = g.raft.metrics();
         let m = m.borrow_watched();
         let last = m.last_log_index;
         match &m.replication {
-            Some(r) => r.get(&target).is_some_and(|l| l.as_ref().map(|l| l.index) == last),
+            Some(r) => r
+                .get(&target)
+                .is_some_and(|l| l.as_ref().map(|l| l.index) == last),
             None => false,
         }
     }
@@ -189,16 +257,36 @@ impl MultiRaft {
 
 async fn dispatch(raft: &Raft, req: RaftRequest) -> RaftReply {
     match req {
-        RaftRequest::Append(r) => raft.append_entries(r).await.map(RaftReply::Append).unwrap_or_else(|e| RaftReply::Error(e.to_string())),
-        RaftRequest::Vote(r) => raft.vote(r).await.map(RaftReply::Vote).unwrap_or_else(|e| RaftReply::Error(e.to_string())),
-        RaftRequest::PreVote(r) => raft.pre_vote(r).await.map(RaftReply::Vote).unwrap_or_else(|e| RaftReply::Error(e.to_string())),
+        RaftRequest::Append(r) => raft
+            .append_entries(r)
+            .await
+            .map(RaftReply::Append)
+            .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
+        RaftRequest::Vote(r) => raft
+            .vote(r)
+            .await
+            .map(RaftReply::Vote)
+            .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
+        RaftRequest::PreVote(r) => raft
+            .pre_vote(r)
+            .await
+            .map(RaftReply::Vote)
+            .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
         RaftRequest::Snapshot { vote, meta, data } => raft
-            .install_full_snapshot(vote, Snapshot { meta, snapshot: data })
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta,
+                    snapshot: data,
+                },
+            )
             .await
             .map(RaftReply::Snapshot)
             .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
-        RaftRequest::TransferLeader(r) => {
-            raft.handle_transfer_leader(r).await.map(RaftReply::TransferLeader).unwrap_or_else(|e| RaftReply::Error(e.to_string()))
-        }
+        RaftRequest::TransferLeader(r) => raft
+            .handle_transfer_leader(r)
+            .await
+            .map(RaftReply::TransferLeader)
+            .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +43,10 @@ pub fn encode_request(r: &RaftRequest) -> std::io::Result<Vec<u8>> {
 pub fn decode_request(b: &[u8]) -> std::io::Result<RaftRequest> {
     match b.split_first() {
         Some((&RPC_VERSION, rest)) => crate::types::decode(rest),
-        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unsupported raft rpc version")),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "unsupported raft rpc version",
+        )),
     }
 }
 
@@ -50,7 +54,9 @@ pub fn encode_reply(r: &RaftReply) -> Vec<u8> {
     let mut out = vec![RPC_VERSION];
     match crate::types::encode(r) {
         Ok(b) => out.extend(b),
-        Err(e) => out.extend(crate::types::encode(&RaftReply::Error(e.to_string())).unwrap_or_default()),
+        Err(e) => {
+            out.extend(crate::types::encode(&RaftReply::Error(e.to_string())).unwrap_or_default())
+        }
     }
     out
 }
@@ -58,6 +64,9 @@ pub fn encode_reply(r: &RaftReply) -> Vec<u8> {
 pub fn decode_reply(b: &[u8]) -> std::io::Result<RaftReply> {
     match b.split_first() {
         Some((&RPC_VERSION, rest)) => crate::types::decode(rest),
-        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unsupported raft rpc version")),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "unsupported raft rpc version",
+        )),
     }
 }

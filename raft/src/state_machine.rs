@@ -4,7 +4,9 @@
 //! file per group so the log can be purged, and a restarting node installs the latest one
 //! and re-applies the committed log after it.
 
-use crate::types::{decode, encode, GroupId, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{
+    decode, encode, GroupId, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -26,8 +28,18 @@ pub struct GroupStateMachine {
 }
 
 impl GroupStateMachine {
-    pub fn new(group: GroupId, records: SharedRecords, snapshots: Arc<SnapshotFiles>) -> GroupStateMachine {
-        GroupStateMachine { group, records, last_applied: None, membership: StoredMembership::default(), snapshots }
+    pub fn new(
+        group: GroupId,
+        records: SharedRecords,
+        snapshots: Arc<SnapshotFiles>,
+    ) -> GroupStateMachine {
+        GroupStateMachine {
+            group,
+            records,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            snapshots,
+        }
     }
 
     pub fn records(&self) -> &SharedRecords {
@@ -76,25 +88,38 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         // openraft builds the snapshot on a spawned task while applies continue, so the state
         // must be captured here, at exactly `last_applied`, or a restore would re-apply entries
         // already contained in it.
-        let data = self.records.read().map(|r| r.encode_snapshot()).map_err(|_| poisoned());
+        let data = self
+            .records
+            .read()
+            .map(|r| r.encode_snapshot())
+            .map_err(|_| poisoned());
         SnapshotBuilder {
             group: self.group,
             data,
-            meta: SnapshotMeta { last_log_id: self.last_applied.clone(), last_membership: self.membership.clone() },
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied.clone(),
+                last_membership: self.membership.clone(),
+            },
             snapshots: self.snapshots.clone(),
         }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
-        let store = RecordStore::decode_snapshot(&snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let store = RecordStore::decode_snapshot(&snapshot)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         // Persist before adopting it: after a restart the log before it may already be purged.
         let current = self.snapshots.load(self.group).map_err(io::Error::other)?;
         let ours = match &current {
-            Some((m, _)) => decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id) == Some(meta.last_log_id.clone()),
+            Some((m, _)) => {
+                decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id)
+                    == Some(meta.last_log_id.clone())
+            }
             None => false,
         };
         if !ours {
-            self.snapshots.save(self.group, &encode(meta)?, &snapshot).map_err(io::Error::other)?;
+            self.snapshots
+                .save(self.group, &encode(meta)?, &snapshot)
+                .map_err(io::Error::other)?;
         }
         *self.records.write().map_err(|_| poisoned())? = store;
         self.last_applied = meta.last_log_id.clone();
@@ -104,7 +129,10 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         match self.snapshots.load(self.group).map_err(io::Error::other)? {
-            Some((meta, data)) => Ok(Some(Snapshot { meta: decode::<SnapshotMeta>(&meta)?, snapshot: data })),
+            Some((meta, data)) => Ok(Some(Snapshot {
+                meta: decode::<SnapshotMeta>(&meta)?,
+                snapshot: data,
+            })),
             None => Ok(None),
         }
     }
@@ -126,10 +154,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta_bytes = encode(&self.meta)?;
         let (files, group) = (self.snapshots.clone(), self.group);
         // Writing and fsyncing a file is blocking work: keep it off the async workers.
-        let data = tokio::task::spawn_blocking(move || files.save(group, &meta_bytes, &data).map(|_| data))
-            .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: data })
+        let data = tokio::task::spawn_blocking(move || {
+            files.save(group, &meta_bytes, &data).map(|_| data)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: data,
+        })
     }
 }

@@ -16,5 +16,11 @@ pub enum TransportError {
 /// Sends one Raft RPC (already encoded) to a group on another node and returns the encoded
 /// reply. Implementations multiplex every group over one connection per peer.
 pub trait Transport: Send + Sync + 'static {
-    fn call(&self, target: NodeId, group: GroupId, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
+    fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
 }

@@ -21,7 +21,11 @@ impl Roster {
         nodes.sort_unstable();
         nodes.dedup();
         let replication_factor = replication_factor.clamp(1, nodes.len().max(1));
-        Roster { nodes, replication_factor, groups: groups.clamp(1, PARTITIONS) }
+        Roster {
+            nodes,
+            replication_factor,
+            groups: groups.clamp(1, PARTITIONS),
+        }
     }
 
     /// The group (index within the namespace) that owns `partition`.
@@ -36,12 +40,16 @@ impl Roster {
         if n == 0 {
             return Vec::new();
         }
-        (0..self.replication_factor).map(|i| self.nodes[(usize::from(g) + i) % n]).collect()
+        (0..self.replication_factor)
+            .map(|i| self.nodes[(usize::from(g) + i) % n])
+            .collect()
     }
 
     /// Groups `node` holds a replica of.
     pub fn groups_of(&self, node: NodeId) -> Vec<u16> {
-        (0..self.groups).filter(|g| self.replicas(*g).contains(&node)).collect()
+        (0..self.groups)
+            .filter(|g| self.replicas(*g).contains(&node))
+            .collect()
     }
 }
 

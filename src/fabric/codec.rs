@@ -62,16 +62,28 @@ pub async fn read<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Fra
     }
     let mut head = [0u8; HEADER];
     r.read_exact(&mut head).await?;
-    let kind = FrameKind::from_u8(head[0]).ok_or_else(|| invalid(format!("unknown fabric frame kind {}", head[0])))?;
+    let kind = FrameKind::from_u8(head[0])
+        .ok_or_else(|| invalid(format!("unknown fabric frame kind {}", head[0])))?;
     let id = u64::from_be_bytes(head[1..9].try_into().unwrap_or_default());
     let tag = u32::from_be_bytes(head[9..13].try_into().unwrap_or_default());
     let body_len = len - HEADER;
     let mut payload = Vec::with_capacity(body_len.min(64 * 1024));
-    (&mut *r).take(body_len as u64).read_to_end(&mut payload).await?;
+    (&mut *r)
+        .take(body_len as u64)
+        .read_to_end(&mut payload)
+        .await?;
     if payload.len() != body_len {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated fabric frame"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "truncated fabric frame",
+        ));
     }
-    Ok(Some(Frame { kind, id, tag, payload }))
+    Ok(Some(Frame {
+        kind,
+        id,
+        tag,
+        payload,
+    }))
 }
 
 pub fn hello(cluster: &str) -> Vec<u8> {
@@ -108,7 +120,10 @@ mod tests {
         let mut buf = Vec::new();
         encode(FrameKind::Raft, 7, 3, b"abc", &mut buf);
         let f = read(&mut buf.as_slice()).await.unwrap().unwrap();
-        assert_eq!((f.kind, f.id, f.tag, f.payload.as_slice()), (FrameKind::Raft, 7, 3, &b"abc"[..]));
+        assert_eq!(
+            (f.kind, f.id, f.tag, f.payload.as_slice()),
+            (FrameKind::Raft, 7, 3, &b"abc"[..])
+        );
         assert!(read(&mut &b""[..]).await.unwrap().is_none());
     }
 

@@ -57,12 +57,21 @@ pub struct Fabric {
 
 impl Fabric {
     pub fn new(node_id: NodeId, cluster: String, resolve: Resolver) -> Fabric {
-        Fabric { node_id, cluster, resolve, slots: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }
+        Fabric {
+            node_id,
+            cluster,
+            resolve,
+            slots: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     async fn conn(&self, target: NodeId) -> Result<Arc<Conn>, ForwardError> {
         let slot = {
-            let mut slots = self.slots.lock().map_err(|_| ForwardError::NotSent("fabric lock poisoned".into()))?;
+            let mut slots = self
+                .slots
+                .lock()
+                .map_err(|_| ForwardError::NotSent("fabric lock poisoned".into()))?;
             slots.entry(target).or_default().clone()
         };
         let mut slot = slot.lock().await;
@@ -71,10 +80,16 @@ impl Fabric {
                 return Ok(c.clone());
             }
         }
-        if slot.failed_at.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
-            return Err(ForwardError::NotSent(format!("node {target} recently unreachable")));
+        if slot
+            .failed_at
+            .is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF)
+        {
+            return Err(ForwardError::NotSent(format!(
+                "node {target} recently unreachable"
+            )));
         }
-        let addr = (self.resolve)(target).ok_or_else(|| ForwardError::NotSent(format!("no address known for node {target}")))?;
+        let addr = (self.resolve)(target)
+            .ok_or_else(|| ForwardError::NotSent(format!("no address known for node {target}")))?;
         match self.connect(addr).await {
             Ok(c) => {
                 slot.conn = Some(c.clone());
@@ -84,7 +99,9 @@ impl Fabric {
             Err(e) => {
                 slot.conn = None;
                 slot.failed_at = Some(Instant::now());
-                Err(ForwardError::NotSent(format!("connect to node {target} at {addr}: {e}")))
+                Err(ForwardError::NotSent(format!(
+                    "connect to node {target} at {addr}: {e}"
+                )))
             }
         }
     }
@@ -92,14 +109,23 @@ impl Fabric {
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<Arc<Conn>> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
         stream.set_nodelay(true)?;
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let mut hello = Vec::new();
-        codec::encode(FrameKind::Hello, 0, 0, &codec::hello(&self.cluster), &mut hello);
-        tx.send(hello).map_err(|_| std::io::Error::other("writer gone"))?;
+        codec::encode(
+            FrameKind::Hello,
+            0,
+            0,
+            &codec::hello(&self.cluster),
+            &mut hello,
+        );
+        tx.send(hello)
+            .map_err(|_| std::io::Error::other("writer gone"))?;
         let node = self.node_id;
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -143,34 +169,58 @@ impl Fabric {
     }
 
     /// Send one request and wait for its reply.
-    async fn request(&self, target: NodeId, kind: FrameKind, tag: u32, payload: &[u8], timeout: Duration) -> Result<(u32, Vec<u8>), ForwardError> {
+    async fn request(
+        &self,
+        target: NodeId,
+        kind: FrameKind,
+        tag: u32,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(u32, Vec<u8>), ForwardError> {
         let conn = self.conn(target).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (wtx, wrx) = oneshot::channel();
-        conn.pending.lock().map_err(|_| ForwardError::NotSent("fabric lock poisoned".into()))?.insert(id, wtx);
+        conn.pending
+            .lock()
+            .map_err(|_| ForwardError::NotSent("fabric lock poisoned".into()))?
+            .insert(id, wtx);
         let mut frame = Vec::with_capacity(payload.len() + 17);
         codec::encode(kind, id, tag, payload, &mut frame);
         if conn.tx.send(frame).is_err() {
             if let Ok(mut p) = conn.pending.lock() {
                 p.remove(&id);
             }
-            return Err(ForwardError::NotSent(format!("connection to node {target} closed")));
+            return Err(ForwardError::NotSent(format!(
+                "connection to node {target} closed"
+            )));
         }
         match tokio::time::timeout(timeout, wrx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(ForwardError::Unknown(format!("connection to node {target} lost"))),
+            Ok(Err(_)) => Err(ForwardError::Unknown(format!(
+                "connection to node {target} lost"
+            ))),
             Err(_) => {
                 if let Ok(mut p) = conn.pending.lock() {
                     p.remove(&id);
                 }
-                Err(ForwardError::Unknown(format!("no reply from node {target} within {timeout:?}")))
+                Err(ForwardError::Unknown(format!(
+                    "no reply from node {target} within {timeout:?}"
+                )))
             }
         }
     }
 
     /// Forward a client's AS_MSG body to another node; returns that node's full response frame.
-    pub async fn forward(&self, target: NodeId, hops: u32, body: &[u8], timeout: Duration) -> Result<Vec<u8>, ForwardError> {
-        self.request(target, FrameKind::Forward, hops, body, timeout).await.map(|(_, p)| p)
+    pub async fn forward(
+        &self,
+        target: NodeId,
+        hops: u32,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        self.request(target, FrameKind::Forward, hops, body, timeout)
+            .await
+            .map(|(_, p)| p)
     }
 }
 
@@ -178,10 +228,19 @@ impl Fabric {
 pub struct RaftTransport(pub Arc<Fabric>);
 
 impl Transport for RaftTransport {
-    fn call(&self, target: NodeId, group: GroupId, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+    fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
         let fabric = self.0.clone();
         Box::pin(async move {
-            match fabric.request(target, FrameKind::Raft, group, &payload, timeout).await {
+            match fabric
+                .request(target, FrameKind::Raft, group, &payload, timeout)
+                .await
+            {
                 Ok((_, reply)) => Ok(reply),
                 Err(ForwardError::NotSent(e)) => Err(TransportError::Unreachable(e)),
                 Err(ForwardError::Unknown(_)) => Err(TransportError::Timeout),

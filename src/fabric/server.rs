@@ -38,13 +38,19 @@ pub async fn serve(listener: TcpListener, cluster: String, handler: Arc<dyn Hand
     }
 }
 
-async fn connection(stream: TcpStream, cluster: &str, handler: Arc<dyn Handler>) -> std::io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    cluster: &str,
+    handler: Arc<dyn Handler>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, codec::read(&mut rd))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before hello"))?;
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before hello")
+        })?;
     codec::check_hello(&hello, cluster).map_err(std::io::Error::other)?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -73,7 +79,9 @@ async fn connection(stream: TcpStream, cluster: &str, handler: Arc<dyn Handler>)
         let fut = match frame.kind {
             FrameKind::Raft => handler.raft(frame.tag, frame.payload),
             FrameKind::Forward => handler.forward(frame.tag, frame.payload),
-            FrameKind::Hello | FrameKind::Reply => break Err(std::io::Error::other("unexpected fabric frame kind")),
+            FrameKind::Hello | FrameKind::Reply => {
+                break Err(std::io::Error::other("unexpected fabric frame kind"))
+            }
         };
         let tx = tx.clone();
         let id = frame.id;

@@ -9,7 +9,9 @@ use crate::clock::now_since_2010;
 use crate::fabric::ForwardError;
 use crate::node::Node;
 use crate::protocol::message::parse_as_msg;
-use crate::protocol::request::{decode_request, ttl_to_void_time, KeyRef, ReadBins, ReadMode, Request};
+use crate::protocol::request::{
+    decode_request, ttl_to_void_time, KeyRef, ReadBins, ReadMode, Request,
+};
 use crate::protocol::response::{encode_error, encode_response};
 use crate::stats::Stats;
 use raft::{GroupId, NodeId, ReadError, WriteError};
@@ -40,10 +42,21 @@ pub async fn handle_message(node: &Arc<Node>, body: &[u8], hops: u32) -> Vec<u8>
     let deadline = Instant::now() + server_timeout;
     match req {
         Request::Unsupported(code) => error(node, code),
-        Request::Read { key, bins, mode } => read(node, body, hops, deadline, &key, &bins, mode).await,
-        Request::Write { key, exists, generation, record_ttl, ops, respond_all_ops, .. } => {
+        Request::Read { key, bins, mode } => {
+            read(node, body, hops, deadline, &key, &bins, mode).await
+        }
+        Request::Write {
+            key,
+            exists,
+            generation,
+            record_ttl,
+            ops,
+            respond_all_ops,
+            ..
+        } => {
             let now = now_since_2010();
-            let expiry = match ttl_to_void_time(record_ttl, now, node.config.namespace.default_ttl) {
+            let expiry = match ttl_to_void_time(record_ttl, now, node.config.namespace.default_ttl)
+            {
                 Ok(e) => e,
                 Err(code) => return error(node, code),
             };
@@ -61,8 +74,14 @@ pub async fn handle_message(node: &Arc<Node>, body: &[u8], hops: u32) -> Vec<u8>
             Stats::bump(&node.stats.writes);
             write(node, body, hops, deadline, &key, cmd).await
         }
-        Request::Delete { key, generation, .. } => {
-            let cmd = Command::Delete(DeleteCommand { digest: key.digest, generation, now: now_since_2010() });
+        Request::Delete {
+            key, generation, ..
+        } => {
+            let cmd = Command::Delete(DeleteCommand {
+                digest: key.digest,
+                generation,
+                now: now_since_2010(),
+            });
             Stats::bump(&node.stats.deletes);
             write(node, body, hops, deadline, &key, cmd).await
         }
@@ -79,17 +98,27 @@ fn route(node: &Node, key: &KeyRef) -> Result<(GroupId, Vec<NodeId>), ResultCode
     if key.namespace != node.config.namespace.name {
         return Err(ResultCode::Namespace);
     }
-    node.group_for(partition_id(&key.digest)).ok_or(ResultCode::Unavailable)
+    node.group_for(partition_id(&key.digest))
+        .ok_or(ResultCode::Unavailable)
 }
 
 /// Where to send a request this node cannot serve: the known leader, else a live replica.
-fn forward_target(node: &Node, hint: Option<NodeId>, replicas: &[NodeId], attempt: usize) -> Option<NodeId> {
+fn forward_target(
+    node: &Node,
+    hint: Option<NodeId>,
+    replicas: &[NodeId],
+    attempt: usize,
+) -> Option<NodeId> {
     let me = node.config.node_id;
     if let Some(l) = hint.filter(|l| *l != me) {
         return Some(l);
     }
     let members = node.members.borrow();
-    let live: Vec<NodeId> = replicas.iter().copied().filter(|r| *r != me && members.get(r).is_some_and(|m| m.up)).collect();
+    let live: Vec<NodeId> = replicas
+        .iter()
+        .copied()
+        .filter(|r| *r != me && members.get(r).is_some_and(|m| m.up))
+        .collect();
     if live.is_empty() {
         None
     } else {
@@ -97,7 +126,14 @@ fn forward_target(node: &Node, hint: Option<NodeId>, replicas: &[NodeId], attemp
     }
 }
 
-async fn write(node: &Arc<Node>, body: &[u8], hops: u32, deadline: Instant, key: &KeyRef, cmd: Command) -> Vec<u8> {
+async fn write(
+    node: &Arc<Node>,
+    body: &[u8],
+    hops: u32,
+    deadline: Instant,
+    key: &KeyRef,
+    cmd: Command,
+) -> Vec<u8> {
     let (group, replicas) = match route(node, key) {
         Ok(r) => r,
         Err(code) => return error(node, code),
@@ -134,21 +170,34 @@ async fn write(node: &Arc<Node>, body: &[u8], hops: u32, deadline: Instant, key:
             }
         }
         attempt += 1;
-        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
     }
 }
 
-async fn read(node: &Arc<Node>, body: &[u8], hops: u32, deadline: Instant, key: &KeyRef, bins: &ReadBins, mode: ReadMode) -> Vec<u8> {
+async fn read(
+    node: &Arc<Node>,
+    body: &[u8],
+    hops: u32,
+    deadline: Instant,
+    key: &KeyRef,
+    bins: &ReadBins,
+    mode: ReadMode,
+) -> Vec<u8> {
     Stats::bump(&node.stats.reads);
     let (group, replicas) = match route(node, key) {
         Ok(r) => r,
         Err(code) => return error(node, code),
     };
     let now = now_since_2010();
-    let relaxed = matches!(mode, ReadMode::AllowReplica | ReadMode::AllowUnavailable) && node.config.namespace.allow_relaxed_reads;
+    let relaxed = matches!(mode, ReadMode::AllowReplica | ReadMode::AllowUnavailable)
+        && node.config.namespace.allow_relaxed_reads;
     if relaxed {
         // Documented as not linearizable: this replica's state, whatever it is.
-        if let Ok(o) = node.multi.read_local(group, |s| read_outcome(s, key, bins, now)) {
+        if let Ok(o) = node
+            .multi
+            .read_local(group, |s| read_outcome(s, key, bins, now))
+        {
             return respond(node, &o);
         }
     }
@@ -158,7 +207,11 @@ async fn read(node: &Arc<Node>, body: &[u8], hops: u32, deadline: Instant, key: 
         if remaining.is_zero() {
             return error(node, ResultCode::Timeout);
         }
-        let hint = match node.multi.read(group, remaining, |s| read_outcome(s, key, bins, now)).await {
+        let hint = match node
+            .multi
+            .read(group, remaining, |s| read_outcome(s, key, bins, now))
+            .await
+        {
             Ok(o) => return respond(node, &o),
             Err(ReadError::NotLeader(hint)) => hint,
             Err(ReadError::NoGroup) => None,
@@ -178,7 +231,8 @@ async fn read(node: &Arc<Node>, body: &[u8], hops: u32, deadline: Instant, key: 
             }
         }
         attempt += 1;
-        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
     }
 }
 
@@ -197,9 +251,21 @@ fn read_outcome(store: &RecordStore, key: &KeyRef, bins: &ReadBins, now: u32) ->
         return Outcome::error(ResultCode::NotFound);
     };
     let bins = match bins {
-        ReadBins::All => r.bins.iter().map(|b| (b.name.clone(), b.value.clone())).collect(),
+        ReadBins::All => r
+            .bins
+            .iter()
+            .map(|b| (b.name.clone(), b.value.clone()))
+            .collect(),
         ReadBins::NoBins => Vec::new(),
-        ReadBins::Named(names) => names.iter().filter_map(|n| r.bin(n).map(|v| (n.clone(), v.clone()))).collect(),
+        ReadBins::Named(names) => names
+            .iter()
+            .filter_map(|n| r.bin(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
     };
-    Outcome { code: ResultCode::Ok, generation: r.generation, void_time: r.void_time, bins }
+    Outcome {
+        code: ResultCode::Ok,
+        generation: r.generation,
+        void_time: r.void_time,
+        bins,
+    }
 }

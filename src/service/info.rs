@@ -20,12 +20,20 @@ const FEATURES: &str = "batch-index;blob-bits;cdt-list;cdt-map;float;peers;pipel
 pub fn answer(node: &Node, body: &[u8]) -> Vec<u8> {
     let mut cmds = parse_info_request(body);
     if cmds.is_empty() {
-        cmds = vec!["node".into(), "build".into(), "cluster-name".into(), "edition".into()];
+        cmds = vec![
+            "node".into(),
+            "build".into(),
+            "cluster-name".into(),
+            "edition".into(),
+        ];
     }
-    let pairs: Vec<(String, String)> = cmds.into_iter().map(|c| {
-        let v = command(node, &c);
-        (c, v)
-    }).collect();
+    let pairs: Vec<(String, String)> = cmds
+        .into_iter()
+        .map(|c| {
+            let v = command(node, &c);
+            (c, v)
+        })
+        .collect();
     encode_info_response(&pairs)
 }
 
@@ -56,7 +64,9 @@ pub fn command(node: &Node, cmd: &str) -> String {
         "sets" => sets(node),
         "user-agent-set" => "ok".into(),
         "namespace" | "get-config" => namespace_config(node, params),
-        _ if name.starts_with("namespace/") => namespace_config(node, &format!("namespace={}", &name["namespace/".len()..])),
+        _ if name.starts_with("namespace/") => {
+            namespace_config(node, &format!("namespace={}", &name["namespace/".len()..]))
+        }
         _ => "ERROR:4:unrecognized command".into(),
     }
 }
@@ -86,7 +96,9 @@ fn partition_generation(node: &Node) -> i64 {
         return -1;
     }
     let fp = fingerprint(&replicas(node, true));
-    let Ok(mut g) = node.partition_generation.lock() else { return 0 };
+    let Ok(mut g) = node.partition_generation.lock() else {
+        return 0;
+    };
     if g.0 != fp {
         *g = (fp, g.1 + 1);
     }
@@ -100,7 +112,11 @@ fn replicas(node: &Node, with_regime: bool) -> String {
     let ns = &node.config.namespace.name;
     let Some(roster) = node.roster() else {
         let empty = encode_bitmap(&[0u8; 512]);
-        return if with_regime { format!("{ns}:0,1,{empty}") } else { format!("{ns}:1,{empty}") };
+        return if with_regime {
+            format!("{ns}:0,1,{empty}")
+        } else {
+            format!("{ns}:1,{empty}")
+        };
     };
     let me = node.config.node_id;
     let n = roster.replication_factor;
@@ -111,7 +127,11 @@ fn replicas(node: &Node, with_regime: bool) -> String {
         let (leader, reps, _) = &owners[usize::from(roster.group_of(p))];
         let column = match leader {
             Some(l) if *l == me => Some(0),
-            Some(l) => reps.iter().filter(|r| *r != l).position(|r| *r == me).map(|i| i + 1),
+            Some(l) => reps
+                .iter()
+                .filter(|r| *r != l)
+                .position(|r| *r == me)
+                .map(|i| i + 1),
             None => None,
         };
         if let Some(c) = column.filter(|c| *c < n) {
@@ -163,7 +183,12 @@ fn peers(node: &Node) -> (u64, String) {
 fn services(node: &Node) -> String {
     let me = node.config.node_id;
     let members = node.members.borrow();
-    members.values().filter(|m| m.node_id != me && m.up).map(|m| m.service.to_string()).collect::<Vec<_>>().join(";")
+    members
+        .values()
+        .filter(|m| m.node_id != me && m.up)
+        .map(|m| m.service.to_string())
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn record_counts(node: &Node) -> (u64, std::collections::BTreeMap<String, u64>) {
@@ -188,7 +213,10 @@ fn record_counts(node: &Node) -> (u64, std::collections::BTreeMap<String, u64>) 
 fn sets(node: &Node) -> String {
     let ns = &node.config.namespace.name;
     let (_, sets) = record_counts(node);
-    sets.iter().filter(|(s, _)| !s.is_empty()).map(|(s, n)| format!("ns={ns}:set={s}:objects={n}:tombstones=0:truncate_lut=0;")).collect()
+    sets.iter()
+        .filter(|(s, _)| !s.is_empty())
+        .map(|(s, n)| format!("ns={ns}:set={s}:objects={n}:tombstones=0:truncate_lut=0;"))
+        .collect()
 }
 
 fn statistics(node: &Node) -> String {
@@ -196,7 +224,12 @@ fn statistics(node: &Node) -> String {
     let (objects, _) = record_counts(node);
     let members = node.members.borrow();
     let cluster_size = members.values().filter(|m| m.up).count();
-    let leaders = node.multi.groups().iter().filter(|g| node.multi.status(g.id).and_then(|st| st.leader) == Some(node.config.node_id)).count();
+    let leaders = node
+        .multi
+        .groups()
+        .iter()
+        .filter(|g| node.multi.status(g.id).and_then(|st| st.leader) == Some(node.config.node_id))
+        .count();
     [
         ("cluster_size", cluster_size as u64),
         ("uptime", node.started.elapsed().as_secs()),
@@ -221,11 +254,16 @@ fn statistics(node: &Node) -> String {
 
 fn namespace_config(node: &Node, params: &str) -> String {
     let ns = &node.config.namespace;
-    let asked = params.split(';').find_map(|kv| kv.strip_prefix("namespace=").or_else(|| kv.strip_prefix("id=")));
+    let asked = params.split(';').find_map(|kv| {
+        kv.strip_prefix("namespace=")
+            .or_else(|| kv.strip_prefix("id="))
+    });
     if asked.is_some_and(|a| a != ns.name) {
         return "ERROR:20:namespace not found".into();
     }
-    let rf = node.roster().map_or(ns.replication_factor, |r| r.replication_factor);
+    let rf = node
+        .roster()
+        .map_or(ns.replication_factor, |r| r.replication_factor);
     format!(
         "strong-consistency=true;replication-factor={rf};default-ttl={};raft-groups={};allow-relaxed-reads={}",
         ns.default_ttl, ns.groups, ns.allow_relaxed_reads

@@ -26,7 +26,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) {
                     if let Err(e) = connection(stream, &node).await {
                         tracing::debug!(%peer, error = %e, "client connection closed");
                     }
-                    node.stats.client_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    node.stats
+                        .client_connections
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 });
             }
             Err(e) => {
@@ -42,11 +44,14 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) {
 async fn connection(mut stream: TcpStream, node: &Arc<Node>) -> Result<(), FrameError> {
     stream.set_nodelay(true).ok();
     loop {
-        let f = match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, frame::MAX_MSG_BODY)).await {
-            Ok(Ok(Some(f))) => f,
-            Ok(Ok(None)) | Err(_) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-        };
+        let f =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, frame::MAX_MSG_BODY))
+                .await
+            {
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) | Err(_) => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+            };
         let reply = match f.kind {
             frame::TYPE_INFO => {
                 Stats::bump(&node.stats.info_requests);
@@ -55,7 +60,9 @@ async fn connection(mut stream: TcpStream, node: &Arc<Node>) -> Result<(), Frame
             frame::TYPE_ADMIN => crate::protocol::admin::security_not_enabled_reply(),
             frame::TYPE_MSG => handle_message(node, &f.body, 0).await,
             // Compression is an Enterprise feature; answer as Aerospike CE does.
-            _ => crate::protocol::response::encode_error(storage::record::ResultCode::EnterpriseOnly),
+            _ => {
+                crate::protocol::response::encode_error(storage::record::ResultCode::EnterpriseOnly)
+            }
         };
         if stream.write_all(&reply).await.is_err() {
             return Ok(());

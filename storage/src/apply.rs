@@ -2,8 +2,12 @@
 //! Every replica applying the same command to the same store reaches the same state
 //! and answers the same outcome.
 
-use crate::command::{Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, Outcome, WriteCommand};
-use crate::record::{next_generation, Bin, Record, ResultCode, Value, BINS_MAX, BIN_NAME_MAX, RECORD_SIZE_MAX};
+use crate::command::{
+    Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, Outcome, WriteCommand,
+};
+use crate::record::{
+    next_generation, Bin, Record, ResultCode, Value, BINS_MAX, BIN_NAME_MAX, RECORD_SIZE_MAX,
+};
 use crate::record_store::RecordStore;
 
 /// Apply one command. On any error the store is left unchanged.
@@ -30,7 +34,12 @@ fn apply_delete(store: &mut RecordStore, cmd: &DeleteCommand) -> Outcome {
         return Outcome::error(ResultCode::NotFound);
     };
     if let Err(code) = check_generation(cmd.generation, record) {
-        return Outcome { code, generation: record.generation, void_time: record.void_time, bins: Vec::new() };
+        return Outcome {
+            code,
+            generation: record.generation,
+            void_time: record.void_time,
+            bins: Vec::new(),
+        };
     }
     store.remove(&cmd.digest);
     Outcome::ok(0, 0)
@@ -48,15 +57,26 @@ fn apply_write(store: &mut RecordStore, cmd: &WriteCommand) -> Outcome {
             outcome
         }
         Err(code) => match existing {
-            Some(r) => Outcome { code, generation: r.generation, void_time: r.void_time, bins: Vec::new() },
+            Some(r) => Outcome {
+                code,
+                generation: r.generation,
+                void_time: r.void_time,
+                bins: Vec::new(),
+            },
             None => Outcome::error(code),
         },
     }
 }
 
 /// Decide the record a write leaves (None = no record) and its answer, without mutating.
-fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<Record>, Outcome), ResultCode> {
-    let replace = matches!(cmd.exists, ExistsPolicy::Replace | ExistsPolicy::CreateOrReplace);
+fn plan_write(
+    existing: Option<&Record>,
+    cmd: &WriteCommand,
+) -> Result<(Option<Record>, Outcome), ResultCode> {
+    let replace = matches!(
+        cmd.exists,
+        ExistsPolicy::Replace | ExistsPolicy::CreateOrReplace
+    );
     match (cmd.exists, existing) {
         (ExistsPolicy::Update | ExistsPolicy::Replace, None) => return Err(ResultCode::NotFound),
         (ExistsPolicy::Create, Some(_)) => return Err(ResultCode::RecordExists),
@@ -70,7 +90,18 @@ fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<R
             }
         }
     }
-    if replace && cmd.ops.iter().any(|op| matches!(op, Op::Touch | Op::Write(Bin { value: Value::Nil, .. }))) {
+    if replace
+        && cmd.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Touch
+                    | Op::Write(Bin {
+                        value: Value::Nil,
+                        ..
+                    })
+            )
+        })
+    {
         return Err(ResultCode::Parameter);
     }
 
@@ -103,7 +134,9 @@ fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<R
                     (None, Value::Int(_) | Value::Float(_)) => bin.value.clone(),
                     (Some(Value::Int(a)), Value::Int(b)) => Value::Int(a.wrapping_add(*b)),
                     (Some(Value::Float(a)), Value::Float(b)) => Value::Float(a + b),
-                    (_, Value::Int(_) | Value::Float(_)) => return Err(ResultCode::IncompatibleType),
+                    (_, Value::Int(_) | Value::Float(_)) => {
+                        return Err(ResultCode::IncompatibleType)
+                    }
                     _ => return Err(ResultCode::Parameter),
                 };
                 set_bin(&mut bins, &bin.name, value);
@@ -115,8 +148,12 @@ fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<R
                 let value = match (current(&bins, &bin.name), &bin.value) {
                     (None, Value::Str(_) | Value::Blob(..)) => bin.value.clone(),
                     (Some(Value::Str(a)), Value::Str(b)) => Value::Str(concat(a, b, front)),
-                    (Some(Value::Blob(ta, a)), Value::Blob(tb, b)) if ta == tb => Value::Blob(*ta, concat(a, b, front)),
-                    (_, Value::Str(_) | Value::Blob(..)) => return Err(ResultCode::IncompatibleType),
+                    (Some(Value::Blob(ta, a)), Value::Blob(tb, b)) if ta == tb => {
+                        Value::Blob(*ta, concat(a, b, front))
+                    }
+                    (_, Value::Str(_) | Value::Blob(..)) => {
+                        return Err(ResultCode::IncompatibleType)
+                    }
                     _ => return Err(ResultCode::Parameter),
                 };
                 set_bin(&mut bins, &bin.name, value);
@@ -145,7 +182,15 @@ fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<R
 
     if bins.is_empty() {
         // A record left without bins does not exist (Aerospike deletes it).
-        return Ok((None, Outcome { code: ResultCode::Ok, generation: 0, void_time: 0, bins: out }));
+        return Ok((
+            None,
+            Outcome {
+                code: ResultCode::Ok,
+                generation: 0,
+                void_time: 0,
+                bins: out,
+            },
+        ));
     }
     if bins.len() > BINS_MAX {
         return Err(ResultCode::RecordTooBig);
@@ -155,12 +200,29 @@ fn plan_write(existing: Option<&Record>, cmd: &WriteCommand) -> Result<(Option<R
         Expiry::Set(v) => v,
         Expiry::Keep { if_new } => existing.map_or(if_new, |r| r.void_time),
     };
-    let key = cmd.key.clone().or_else(|| existing.and_then(|r| r.key.clone()));
-    let record = Record { set: cmd.set.clone(), key, bins, generation, void_time };
+    let key = cmd
+        .key
+        .clone()
+        .or_else(|| existing.and_then(|r| r.key.clone()));
+    let record = Record {
+        set: cmd.set.clone(),
+        key,
+        bins,
+        generation,
+        void_time,
+    };
     if record.size() > RECORD_SIZE_MAX {
         return Err(ResultCode::RecordTooBig);
     }
-    Ok((Some(record), Outcome { code: ResultCode::Ok, generation, void_time, bins: out }))
+    Ok((
+        Some(record),
+        Outcome {
+            code: ResultCode::Ok,
+            generation,
+            void_time,
+            bins: out,
+        },
+    ))
 }
 
 fn check_bin_name(name: &str) -> Result<(), ResultCode> {

@@ -118,10 +118,20 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn error(code: ResultCode) -> Outcome {
-        Outcome { code, generation: 0, void_time: 0, bins: Vec::new() }
+        Outcome {
+            code,
+            generation: 0,
+            void_time: 0,
+            bins: Vec::new(),
+        }
     }
 
     pub fn ok(generation: u16, void_time: u32) -> Outcome {
-        Outcome { code: ResultCode::Ok, generation, void_time, bins: Vec::new() }
+        Outcome {
+            code: ResultCode::Ok,
+            generation,
+            void_time,
+            bins: Vec::new(),
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! This crate is synchronous on purpose: no tokio, no openraft. The `raft` crate decides
 //! where blocking I/O runs.
 
+pub mod apply;
+pub mod command;
+pub mod conformance;
 pub mod error;
 pub mod log_store;
+pub mod record;
+pub mod record_store;
 pub mod snapshot_file;

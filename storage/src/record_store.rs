@@ -66,7 +66,10 @@ impl RecordStore {
 
     /// Encode every record (expired ones too: expiry is decided by replicated deletes).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let body = SnapshotBodyRef { version: SNAPSHOT_VERSION, records: self.records.iter().collect() };
+        let body = SnapshotBodyRef {
+            version: SNAPSHOT_VERSION,
+            records: self.records.iter().collect(),
+        };
         // Encoding into a Vec cannot fail for these plain types.
         bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
     }
@@ -78,6 +81,8 @@ impl RecordStore {
         if body.version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version(body.version));
         }
-        Ok(RecordStore { records: body.records.into_iter().collect() })
+        Ok(RecordStore {
+            records: body.records.into_iter().collect(),
+        })
     }
 }

@@ -28,8 +28,14 @@ fn put(n: u8, bin: &str, v: Value) -> Command {
 #[test]
 fn put_then_generation_counts_writes() {
     let mut s = RecordStore::new();
-    assert_eq!(apply(&mut s, &put(1, "a", Value::Int(1))), Outcome::ok(1, 0));
-    assert_eq!(apply(&mut s, &put(1, "b", Value::Int(2))), Outcome::ok(2, 0));
+    assert_eq!(
+        apply(&mut s, &put(1, "a", Value::Int(1))),
+        Outcome::ok(1, 0)
+    );
+    assert_eq!(
+        apply(&mut s, &put(1, "b", Value::Int(2))),
+        Outcome::ok(2, 0)
+    );
     let r = s.get(&digest(1), 100).unwrap();
     assert_eq!(r.bin("a"), Some(&Value::Int(1)));
     assert_eq!(r.bin("b"), Some(&Value::Int(2)));
@@ -40,10 +46,19 @@ fn exists_policies() {
     let mut s = RecordStore::new();
     let mut w = write(1, vec![Op::Write(Bin::new("a", Value::Int(1)))]);
     w.exists = ExistsPolicy::Update;
-    assert_eq!(apply(&mut s, &Command::Write(w.clone())).code, ResultCode::NotFound);
+    assert_eq!(
+        apply(&mut s, &Command::Write(w.clone())).code,
+        ResultCode::NotFound
+    );
     w.exists = ExistsPolicy::Create;
-    assert_eq!(apply(&mut s, &Command::Write(w.clone())).code, ResultCode::Ok);
-    assert_eq!(apply(&mut s, &Command::Write(w.clone())).code, ResultCode::RecordExists);
+    assert_eq!(
+        apply(&mut s, &Command::Write(w.clone())).code,
+        ResultCode::Ok
+    );
+    assert_eq!(
+        apply(&mut s, &Command::Write(w.clone())).code,
+        ResultCode::RecordExists
+    );
     let mut r = write(1, vec![Op::Write(Bin::new("b", Value::Int(2)))]);
     r.exists = ExistsPolicy::Replace;
     assert_eq!(apply(&mut s, &Command::Write(r)).code, ResultCode::Ok);
@@ -61,9 +76,15 @@ fn generation_checks() {
     let o = apply(&mut s, &Command::Write(w.clone()));
     assert_eq!((o.code, o.generation), (ResultCode::Generation, 1));
     w.generation = GenerationPolicy::Eq(1);
-    assert_eq!(apply(&mut s, &Command::Write(w.clone())).code, ResultCode::Ok);
+    assert_eq!(
+        apply(&mut s, &Command::Write(w.clone())).code,
+        ResultCode::Ok
+    );
     w.generation = GenerationPolicy::Gt(2);
-    assert_eq!(apply(&mut s, &Command::Write(w.clone())).code, ResultCode::Generation);
+    assert_eq!(
+        apply(&mut s, &Command::Write(w.clone())).code,
+        ResultCode::Generation
+    );
     w.generation = GenerationPolicy::Gt(3);
     assert_eq!(apply(&mut s, &Command::Write(w)).code, ResultCode::Ok);
 }
@@ -82,12 +103,31 @@ fn incr_append_prepend_and_type_errors() {
     ];
     let o = apply(&mut s, &Command::Write(write(1, ops)));
     assert_eq!(o.code, ResultCode::Ok);
-    assert_eq!(o.bins, vec![("n".into(), Value::Int(3)), ("t".into(), Value::Str(b"hello".to_vec()))]);
+    assert_eq!(
+        o.bins,
+        vec![
+            ("n".into(), Value::Int(3)),
+            ("t".into(), Value::Str(b"hello".to_vec()))
+        ]
+    );
     let bad = write(1, vec![Op::Incr(Bin::new("t", Value::Int(1)))]);
-    assert_eq!(apply(&mut s, &Command::Write(bad)).code, ResultCode::IncompatibleType);
-    let bad = write(1, vec![Op::Append(Bin::new("n", Value::Str(b"x".to_vec())))]);
-    assert_eq!(apply(&mut s, &Command::Write(bad)).code, ResultCode::IncompatibleType);
-    assert_eq!(s.get(&digest(1), 100).unwrap().generation, 1, "failed ops change nothing");
+    assert_eq!(
+        apply(&mut s, &Command::Write(bad)).code,
+        ResultCode::IncompatibleType
+    );
+    let bad = write(
+        1,
+        vec![Op::Append(Bin::new("n", Value::Str(b"x".to_vec())))],
+    );
+    assert_eq!(
+        apply(&mut s, &Command::Write(bad)).code,
+        ResultCode::IncompatibleType
+    );
+    assert_eq!(
+        s.get(&digest(1), 100).unwrap().generation,
+        1,
+        "failed ops change nothing"
+    );
     let wrap = write(1, vec![Op::Incr(Bin::new("n", Value::Int(i64::MAX)))]);
     assert_eq!(apply(&mut s, &Command::Write(wrap)).code, ResultCode::Ok);
 }
@@ -95,7 +135,10 @@ fn incr_append_prepend_and_type_errors() {
 #[test]
 fn touch_delete_and_empty_records() {
     let mut s = RecordStore::new();
-    assert_eq!(apply(&mut s, &Command::Write(write(1, vec![Op::Touch]))).code, ResultCode::NotFound);
+    assert_eq!(
+        apply(&mut s, &Command::Write(write(1, vec![Op::Touch]))).code,
+        ResultCode::NotFound
+    );
     apply(&mut s, &put(1, "a", Value::Int(1)));
     let mut t = write(1, vec![Op::Touch]);
     t.expiry = Expiry::Set(500);
@@ -103,7 +146,11 @@ fn touch_delete_and_empty_records() {
     // Deleting the last bin deletes the record.
     assert_eq!(apply(&mut s, &put(1, "a", Value::Nil)).code, ResultCode::Ok);
     assert!(s.get(&digest(1), 100).is_none());
-    let del = Command::Delete(DeleteCommand { digest: digest(1), generation: GenerationPolicy::None, now: 100 });
+    let del = Command::Delete(DeleteCommand {
+        digest: digest(1),
+        generation: GenerationPolicy::None,
+        now: 100,
+    });
     assert_eq!(apply(&mut s, &del).code, ResultCode::NotFound);
     apply(&mut s, &put(1, "a", Value::Int(1)));
     assert_eq!(apply(&mut s, &del), Outcome::ok(0, 0));
@@ -127,8 +174,15 @@ fn expired_records_are_absent_and_recreated_fresh() {
 #[test]
 fn limits() {
     let mut s = RecordStore::new();
-    assert_eq!(apply(&mut s, &put(1, "sixteen-chars-xx", Value::Int(1))).code, ResultCode::BinName);
-    let big = put(1, "a", Value::Blob(4, vec![0; crate::record::RECORD_SIZE_MAX + 1]));
+    assert_eq!(
+        apply(&mut s, &put(1, "sixteen-chars-xx", Value::Int(1))).code,
+        ResultCode::BinName
+    );
+    let big = put(
+        1,
+        "a",
+        Value::Blob(4, vec![0; crate::record::RECORD_SIZE_MAX + 1]),
+    );
     assert_eq!(apply(&mut s, &big).code, ResultCode::RecordTooBig);
     assert!(s.is_empty());
 }
@@ -140,14 +194,19 @@ fn key_mismatch() {
     w.key = Some(UserKey::Int(1));
     apply(&mut s, &Command::Write(w.clone()));
     w.key = Some(UserKey::Int(2));
-    assert_eq!(apply(&mut s, &Command::Write(w)).code, ResultCode::KeyMismatch);
+    assert_eq!(
+        apply(&mut s, &Command::Write(w)).code,
+        ResultCode::KeyMismatch
+    );
 }
 
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Nil),
         any::<i64>().prop_map(Value::Int),
-        any::<f64>().prop_filter("nan breaks equality", |f| !f.is_nan()).prop_map(Value::Float),
+        any::<f64>()
+            .prop_filter("nan breaks equality", |f| !f.is_nan())
+            .prop_map(Value::Float),
         proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Str),
         proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Blob(4, b)),
         any::<bool>().prop_map(Value::Bool),
@@ -176,10 +235,21 @@ fn arb_command() -> impl Strategy<Value = Command> {
         Just(ExistsPolicy::Replace),
         Just(ExistsPolicy::CreateOrReplace)
     ];
-    let gen = prop_oneof![Just(GenerationPolicy::None), (0u16..4).prop_map(GenerationPolicy::Eq), (0u16..4).prop_map(GenerationPolicy::Gt)];
+    let gen = prop_oneof![
+        Just(GenerationPolicy::None),
+        (0u16..4).prop_map(GenerationPolicy::Eq),
+        (0u16..4).prop_map(GenerationPolicy::Gt)
+    ];
     prop_oneof![
-        (0u8..3, exists, gen.clone(), proptest::collection::vec(arb_op(), 0..5), any::<bool>(), 0u32..3).prop_map(
-            |(n, exists, generation, ops, respond_all_ops, now)| {
+        (
+            0u8..3,
+            exists,
+            gen.clone(),
+            proptest::collection::vec(arb_op(), 0..5),
+            any::<bool>(),
+            0u32..3
+        )
+            .prop_map(|(n, exists, generation, ops, respond_all_ops, now)| {
                 let mut w = write(n, ops);
                 w.exists = exists;
                 w.generation = generation;
@@ -187,9 +257,12 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 w.now = now;
                 w.expiry = Expiry::Keep { if_new: now + 1 };
                 Command::Write(w)
-            }
-        ),
-        (0u8..3, gen, 0u32..3).prop_map(|(n, generation, now)| Command::Delete(DeleteCommand { digest: digest(n), generation, now })),
+            }),
+        (0u8..3, gen, 0u32..3).prop_map(|(n, generation, now)| Command::Delete(DeleteCommand {
+            digest: digest(n),
+            generation,
+            now
+        })),
     ]
 }
 

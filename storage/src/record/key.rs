@@ -70,14 +70,46 @@ mod tests {
     #[test]
     fn digests_match_the_clients() {
         let cases: &[(UserKey, &str, &str)] = &[
-            (UserKey::Int(1), "set", "82d7213b469812947c109a6d341e3b5b1dedec1f"),
-            (UserKey::Int(-1), "set", "22116d253745e29fc63fdf760b6e26f7e197e01d"),
-            (UserKey::Int(0), "set", "93d943aae37b017ad7e011b0c1d2e2143c2fb37d"),
-            (UserKey::Str("s".into()), "set", "607cddba7cd111745ef0a3d783d57f0e83c8f311"),
-            (UserKey::Str(String::new()), "set", "2819b1ff6e346a43b4f5f6b77a88bc3eaac22a83"),
-            (UserKey::Blob(4, b"s".to_vec()), "set", "ca2d96dc9a184d15a7fa2927565e844e9254e001"),
-            (UserKey::Int(1), "", "a443f05d05d962202b59abb402afae1737dbf66a"),
-            (UserKey::Str("k1".into()), "demo", "b747f5854d0b33259928d0cfab7fad81d6abfbf6"),
+            (
+                UserKey::Int(1),
+                "set",
+                "82d7213b469812947c109a6d341e3b5b1dedec1f",
+            ),
+            (
+                UserKey::Int(-1),
+                "set",
+                "22116d253745e29fc63fdf760b6e26f7e197e01d",
+            ),
+            (
+                UserKey::Int(0),
+                "set",
+                "93d943aae37b017ad7e011b0c1d2e2143c2fb37d",
+            ),
+            (
+                UserKey::Str("s".into()),
+                "set",
+                "607cddba7cd111745ef0a3d783d57f0e83c8f311",
+            ),
+            (
+                UserKey::Str(String::new()),
+                "set",
+                "2819b1ff6e346a43b4f5f6b77a88bc3eaac22a83",
+            ),
+            (
+                UserKey::Blob(4, b"s".to_vec()),
+                "set",
+                "ca2d96dc9a184d15a7fa2927565e844e9254e001",
+            ),
+            (
+                UserKey::Int(1),
+                "",
+                "a443f05d05d962202b59abb402afae1737dbf66a",
+            ),
+            (
+                UserKey::Str("k1".into()),
+                "demo",
+                "b747f5854d0b33259928d0cfab7fad81d6abfbf6",
+            ),
         ];
         for (k, set, want) in cases {
             assert_eq!(hex(&k.digest(set)), *want, "{k:?} in {set:?}");
@@ -87,6 +119,9 @@ mod tests {
     #[test]
     fn partitions_match_the_clients() {
         assert_eq!(partition_id(&UserKey::Int(1).digest("set")), 1922);
-        assert_eq!(partition_id(&UserKey::Str("k1".into()).digest("demo")), 1975);
+        assert_eq!(
+            partition_id(&UserKey::Str("k1".into()).digest("demo")),
+            1975
+        );
     }
 }

@@ -47,7 +47,14 @@ impl Record {
     /// Approximate stored size, used for the record-size limit (names + values + overhead).
     pub fn size(&self) -> usize {
         let key = self.key.as_ref().map_or(0, |k| k.size());
-        self.set.len() + key + self.bins.iter().map(|b| b.name.len() + b.value.size() + 2).sum::<usize>() + 16
+        self.set.len()
+            + key
+            + self
+                .bins
+                .iter()
+                .map(|b| b.name.len() + b.value.size() + 2)
+                .sum::<usize>()
+            + 16
     }
 }
 

@@ -57,7 +57,11 @@ impl Value {
             Value::Nil => 0,
             Value::Int(_) | Value::Float(_) => 8,
             Value::Bool(_) => 1,
-            Value::Str(b) | Value::Blob(_, b) | Value::List(b) | Value::Map(b) | Value::GeoJson(b) => b.len(),
+            Value::Str(b)
+            | Value::Blob(_, b)
+            | Value::List(b)
+            | Value::Map(b)
+            | Value::GeoJson(b) => b.len(),
         }
     }
 }
@@ -71,6 +75,9 @@ pub struct Bin {
 
 impl Bin {
     pub fn new(name: impl Into<String>, value: Value) -> Bin {
-        Bin { name: name.into(), value }
+        Bin {
+            name: name.into(),
+            value,
+        }
     }
 }

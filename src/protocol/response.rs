@@ -1,0 +1,156 @@
+//! [`Outcome`] → a complete type-3 response frame (spec §4.5, §13).
+//!
+//! Single-record responses carry `header_sz` 22, info bits 0, the result code, the record's
+//! generation and void time, `transaction_ttl` 0, **no fields** (the Rust client mis-parses
+//! any field in a single-record answer, spec §3) and one op per returned bin. Integers and
+//! floats always take 8 bytes (spec §4.2).
+
+use super::frame::{begin_frame, finish_frame, TYPE_MSG};
+use super::message::{op, write_op_header, MsgError, AS_MSG_HEADER_SIZE};
+use super::particle::{value_to_wire, wire_size};
+use storage::command::Outcome;
+use storage::record::ResultCode;
+
+/// A complete frame answering a single-record command. An outcome that cannot be put on the
+/// wire (more than 65535 bins, a bin name over 255 bytes — neither can come out of storage)
+/// is answered with 1 SERVER_ERROR instead of a corrupt frame.
+pub fn encode_response(out: &Outcome) -> Vec<u8> {
+    let body_len = AS_MSG_HEADER_SIZE
+        + out
+            .bins
+            .iter()
+            .map(|(n, v)| 8 + n.len() + wire_size(v))
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(8 + body_len);
+    let start = begin_frame(&mut buf);
+    match encode_response_msg(out, &mut buf) {
+        Ok(()) => {
+            finish_frame(&mut buf, start, TYPE_MSG);
+            buf
+        }
+        Err(e) => {
+            tracing::error!("cannot encode a response ({e}); answering SERVER_ERROR");
+            encode_error(ResultCode::ServerError)
+        }
+    }
+}
+
+/// A complete frame carrying only a result code (generation 0, void time 0, no bins), as the
+/// server answers errors that happen before a record is found.
+pub fn encode_error(code: ResultCode) -> Vec<u8> {
+    encode_response(&Outcome::error(code))
+}
+
+/// Append the AS_MSG (no proto header) for `outcome` to `buf`. Batch answers will concatenate
+/// several of these in one frame. On error `buf` is unchanged.
+pub fn encode_response_msg(outcome: &Outcome, buf: &mut Vec<u8>) -> Result<(), MsgError> {
+    let n_ops = u16::try_from(outcome.bins.len())
+        .map_err(|_| MsgError::Unencodable("more than 65535 bins"))?;
+    for (name, value) in &outcome.bins {
+        if name.len() > usize::from(u8::MAX) {
+            return Err(MsgError::Unencodable("bin name longer than 255 bytes"));
+        }
+        if u32::try_from(4 + name.len() + wire_size(value)).is_err() {
+            return Err(MsgError::Unencodable("bin value too large"));
+        }
+    }
+    buf.push(AS_MSG_HEADER_SIZE as u8);
+    buf.extend_from_slice(&[0, 0, 0, 0, outcome.code.code()]);
+    buf.extend_from_slice(&u32::from(outcome.generation).to_be_bytes());
+    buf.extend_from_slice(&outcome.void_time.to_be_bytes());
+    buf.extend_from_slice(&0u32.to_be_bytes());
+    buf.extend_from_slice(&0u16.to_be_bytes());
+    buf.extend_from_slice(&n_ops.to_be_bytes());
+    for (name, value) in &outcome.bins {
+        // Checked above: the name fits a u8 length and the op size fits u32.
+        write_op_header(
+            buf,
+            op::READ,
+            value.particle_type(),
+            0,
+            name.len() as u8,
+            wire_size(value),
+        );
+        buf.extend_from_slice(name.as_bytes());
+        value_to_wire(value, buf);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::record::Value;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_spec_put_reply() {
+        // §4.8: OK, generation 1, never expires.
+        let want =
+            hex("02 03 00 00 00 00 00 16  16 00 00 00 00 00 00000001 00000000 00000000 0000 0000");
+        assert_eq!(encode_response(&Outcome::ok(1, 0)), want);
+    }
+
+    #[test]
+    fn matches_the_spec_get_reply() {
+        let want = hex("02 03 00 00 00 00 00 27
+                        16 00 00 00 00 00 00000001 00000000 00000000 0000 0001
+                        0000000d 01 01 00 01 61 0000000000000001");
+        let outcome = Outcome {
+            bins: vec![("a".into(), Value::Int(1))],
+            ..Outcome::ok(1, 0)
+        };
+        assert_eq!(encode_response(&outcome), want);
+    }
+
+    #[test]
+    fn errors_and_values() {
+        assert_eq!(
+            encode_error(ResultCode::NotFound),
+            hex("02 03 00 00 00 00 00 16 16 00 00 00 00 02 00000000 00000000 00000000 0000 0000")
+        );
+        let outcome = Outcome {
+            code: ResultCode::Ok,
+            generation: 65535,
+            void_time: 0x0102_0304,
+            bins: vec![
+                ("n".into(), Value::Nil),
+                ("b".into(), Value::Blob(9, vec![7, 8])),
+                ("t".into(), Value::Bool(true)),
+            ],
+        };
+        let want = hex("02 03 00 00 00 00 00 34
+                        16 00 00 00 00 00 0000ffff 01020304 00000000 0000 0003
+                        00000005 01 00 00 01 6e
+                        00000007 01 09 00 01 62 0708
+                        00000006 01 11 00 01 74 01");
+        assert_eq!(encode_response(&outcome), want);
+    }
+
+    #[test]
+    fn unencodable_outcomes_become_server_errors() {
+        let outcome = Outcome {
+            bins: vec![("x".repeat(300), Value::Int(1))],
+            ..Outcome::ok(1, 0)
+        };
+        assert_eq!(
+            encode_response(&outcome),
+            encode_error(ResultCode::ServerError)
+        );
+        let outcome = Outcome {
+            bins: vec![("a".into(), Value::Nil); 65536],
+            ..Outcome::ok(1, 0)
+        };
+        assert_eq!(
+            encode_response(&outcome),
+            encode_error(ResultCode::ServerError)
+        );
+    }
+}

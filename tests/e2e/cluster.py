@@ -1,0 +1,153 @@
+"""Start and stop real `strato` processes on loopback for end-to-end tests."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import aerospike
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("STRATO_BIN", os.path.join(ROOT, "target", "release", "strato"))
+
+
+def free_base_port(span=40):
+    """A base port with `span` free ports above it (each node uses port, +1, +2)."""
+    for base in range(21000, 60000, 97):
+        ok = True
+        for p in range(base, base + span):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def info(port, command, timeout=2.0):
+    """One info command over a raw socket (independent of the client under test)."""
+    body = (command + "\n").encode()
+    header = (2 << 56 | 1 << 48 | len(body)).to_bytes(8, "big")
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(header + body)
+        head = _recv(s, 8)
+        size = int.from_bytes(head, "big") & ((1 << 48) - 1)
+        text = _recv(s, size).decode()
+    line = text.split("\n")[0]
+    return line.split("\t", 1)[1] if "\t" in line else ""
+
+
+def _recv(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def wait_until(what, predicate, timeout=30.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what} (last error: {last})")
+
+
+class Cluster:
+    def __init__(self, tmpdir, nodes=3, extra_args=()):
+        self.dir = str(tmpdir)
+        self.n = nodes
+        self.base = free_base_port(span=10 * nodes + 3)
+        self.extra = list(extra_args)
+        self.procs = {}
+
+    def port(self, i):
+        return self.base + 10 * (i - 1)
+
+    def seeds(self):
+        return ",".join(f"127.0.0.1:{self.port(i) + 2}" for i in range(1, self.n + 1))
+
+    def start(self, i):
+        data = os.path.join(self.dir, f"n{i}")
+        os.makedirs(data, exist_ok=True)
+        log = open(os.path.join(self.dir, f"n{i}.log"), "ab")
+        args = [BINARY, "serve", "--node-id", str(i), "--port", str(self.port(i)), "--data-dir", data,
+                "--seeds", self.seeds(), "--bootstrap-expect", str(self.n)] + self.extra
+        self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
+
+    def start_all(self):
+        for i in range(1, self.n + 1):
+            self.start(i)
+        self.wait_ready()
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs.pop(i, None)
+        if p is not None:
+            p.send_signal(sig)
+            p.wait(timeout=30)
+
+    def stop_all(self):
+        for i in list(self.procs):
+            self.kill(i)
+
+    def live(self):
+        return sorted(self.procs)
+
+    def wait_ready(self, timeout=60.0):
+        """Every live node holds its groups and every group has a leader some node claims."""
+        def ready():
+            for i in self.live():
+                if int(info(self.port(i), "partition-generation")) < 0:
+                    return False
+            return self.masters_claimed() == 4096
+        wait_until("cluster ready", ready, timeout=timeout)
+
+    def masters_claimed(self):
+        """How many partitions some live node claims as master."""
+        import base64
+        claimed = bytearray(512)
+        for i in self.live():
+            ns = info(self.port(i), "replicas").split(";")[0]
+            cols = ns.split(":", 1)[1].split(",")
+            bitmap = base64.b64decode(cols[2])
+            for k in range(512):
+                claimed[k] |= bitmap[k]
+        return sum(bin(b).count("1") for b in claimed)
+
+    def leads_some(self, i):
+        import base64
+        ns = info(self.port(i), "replicas").split(";")[0]
+        bitmap = base64.b64decode(ns.split(":", 1)[1].split(",")[2])
+        return any(bitmap)
+
+    def client(self, seed=1, **policies):
+        config = {"hosts": [("127.0.0.1", self.port(seed))], "policies": {"total_timeout": 5000}}
+        config["policies"].update(policies)
+        return aerospike.client(config).connect()
+
+    def logs(self):
+        out = []
+        for i in range(1, self.n + 1):
+            path = os.path.join(self.dir, f"n{i}.log")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    out.append(f"--- node {i} ---\n" + f.read()[-4000:].decode(errors="replace"))
+        return "\n".join(out)
