@@ -239,11 +239,14 @@ fn run_child(dir: &Path, kill_at: KillAt) -> [LogIndex; GROUPS as usize] {
 }
 
 /// Checks the recovered store against the acknowledgements; returns the last index per group.
-fn verify(dir: &Path, acked: &[LogIndex; GROUPS as usize]) -> [LogIndex; GROUPS as usize] {
+/// Also returns how many entries were big enough to live in sled blob files.
+fn verify(dir: &Path, acked: &[LogIndex; GROUPS as usize]) -> ([LogIndex; GROUPS as usize], usize) {
     let store = open(dir);
     let mut lasts = [0; GROUPS as usize];
+    let mut blobs = 0;
     for g in 0..GROUPS {
         let entries = store.entries(g, 0, LogIndex::MAX).expect("entries");
+        blobs += entries.iter().filter(|e| e.1.len() > 128 << 10).count();
         for (pos, (i, bytes)) in entries.iter().enumerate() {
             assert_eq!(
                 *i,
@@ -270,7 +273,7 @@ fn verify(dir: &Path, acked: &[LogIndex; GROUPS as usize]) -> [LogIndex; GROUPS 
         groups.iter().all(|&g| g < GROUPS),
         "unexpected groups {groups:?}"
     );
-    lasts
+    (lasts, blobs)
 }
 
 #[test]
@@ -298,12 +301,19 @@ fn kill9_loses_no_acknowledged_entry() {
             (_, 0) => KillAt::Immediately,
             _ => KillAt::After(Duration::from_millis(rng.below(150))),
         };
+        let t0 = Instant::now();
         let acked = run_child(dir.path(), kill_at);
         for g in 0..GROUPS as usize {
             acked_total[g] = acked_total[g].max(acked[g]);
         }
-        let lasts = verify(dir.path(), &acked_total);
-        eprintln!("round {round}: kill {kill_at:?}, acked {acked:?}, recovered {lasts:?}");
+        let t1 = Instant::now();
+        let (lasts, blobs) = verify(dir.path(), &acked_total);
+        eprintln!(
+            "round {round}: kill {kill_at:?}, acked {acked:?}, recovered {lasts:?} \
+             ({blobs} blob-sized entries); child {:?}, verify {:?}",
+            t1 - t0,
+            t1.elapsed()
+        );
     }
     assert!(
         acked_total.iter().any(|&a| a > 0),

@@ -140,7 +140,7 @@ def test_bin_delete_and_errors(client):
 
 def test_info_through_the_client(client, cluster):
     answers = client.info_all("build")
-    assert answers and all(v[1].startswith("build\t8.") for v in answers.values())
+    assert answers and all(v[1].startswith("8.") for v in answers.values())
     with pytest.raises(ex.AerospikeError):
         client.info_all("no-such-command")
     stats = info(cluster.port(1), "statistics")

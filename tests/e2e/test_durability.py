@@ -105,6 +105,7 @@ def test_acknowledged_writes_survive_kill_restart_and_full_restart(cluster):
         bg_client.close()
         client.close()
     assert counts["ok"] > 0
+    print(f"killed node {victim}; background writes ok={counts['ok']} failed={counts['failed']}")
 
     for seed in (1, 2, 3):
         check_all(cluster, ledger, seed)

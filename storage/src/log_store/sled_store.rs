@@ -9,6 +9,18 @@
 //! One database (not one per group) because a flush is page-cache wide: a single fsync then
 //! covers every group, which is what makes group commit work; and because many sled trees or
 //! databases bloat the disk (sled issue #1484).
+//!
+//! sled 0.34.7 behaviour this code is shaped by (read in its source, measured in
+//! `examples/wal_bench.rs`):
+//! - `Tree::apply_batch` takes a *process-wide* write lock that `flush` holds (shared) for
+//!   its whole duration, fsync included; once any batch was used, every other operation
+//!   takes the shared side too. A batch therefore waits for the flush in progress and stalls
+//!   everyone behind it. One-entry appends use a plain `insert` instead (about 5x the
+//!   throughput with 16 appenders); multi-entry appends and deletes must use batches.
+//! - `flush` is not an fsync on Linux, and blob files are never fsynced: see
+//!   [`DurableFlush`].
+//! - Dropping the last handle flushes and fsyncs, and releases the file lock at once, so a
+//!   path can be reopened right after the store is dropped.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -51,7 +63,10 @@ type LastIndexCache = HashMap<GroupId, Option<LogIndex>>;
 /// 1. before the flush: fsync every blob file that is new or grew since we last synced it,
 ///    then the blob directory. Blobs are written while the insert that references them
 ///    runs, so every blob of a write covered by this flush is complete at this point, and
-///    making it durable before the log records pointing at it avoids dangling pointers;
+///    no record this flush acknowledges can point at a blob that a power loss may drop.
+///    (sled may write a record earlier on its own, when an I/O buffer fills; a power loss
+///    can then leave a dangling pointer of an unacknowledged write. That is sled's
+///    weakness, not fixable from outside; the crash test covers kill -9 only);
 /// 2. `db.flush()`;
 /// 3. `fdatasync` of sled's `db` file (fsync acts on the inode, so our own handle covers
 ///    sled's writes).
@@ -240,7 +255,7 @@ fn decode_group_prefix(key: &[u8]) -> Result<GroupId> {
     let g: [u8; 4] = key
         .get(..4)
         .and_then(|p| p.try_into().ok())
-        .ok_or_else(|| Error::Corruption(format!("meta key of {} bytes, want >= 4", key.len())))?;
+        .ok_or_else(|| Error::Corruption(format!("key of {} bytes, want >= 4", key.len())))?;
     Ok(GroupId::from_be_bytes(g))
 }
 
