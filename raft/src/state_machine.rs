@@ -56,7 +56,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
-        Ok((self.last_applied.clone(), self.membership.clone()))
+        Ok((self.last_applied, self.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
@@ -71,12 +71,12 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                     apply(&mut records, cmd)
                 }
                 EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), m.clone());
+                    self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     storage::command::Outcome::ok(0, 0)
                 }
                 EntryPayload::Blank => storage::command::Outcome::ok(0, 0),
             };
-            self.last_applied = Some(entry.log_id.clone());
+            self.last_applied = Some(entry.log_id);
             if let Some(r) = responder {
                 r.send(outcome);
             }
@@ -97,7 +97,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             group: self.group,
             data,
             meta: SnapshotMeta {
-                last_log_id: self.last_applied.clone(),
+                last_log_id: self.last_applied,
                 last_membership: self.membership.clone(),
             },
             snapshots: self.snapshots.clone(),
@@ -112,7 +112,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let ours = match &current {
             Some((m, _)) => {
                 decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id)
-                    == Some(meta.last_log_id.clone())
+                    == Some(meta.last_log_id)
             }
             None => false,
         };
@@ -122,7 +122,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 .map_err(io::Error::other)?;
         }
         *self.records.write().map_err(|_| poisoned())? = store;
-        self.last_applied = meta.last_log_id.clone();
+        self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
     }

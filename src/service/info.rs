@@ -138,7 +138,7 @@ fn replicas(node: &Node, with_regime: bool) -> String {
             maps[c][usize::from(p >> 3)] |= 0x80 >> (p & 7);
         }
     }
-    let cols: Vec<String> = maps.iter().map(|m| encode_bitmap(m)).collect();
+    let cols: Vec<String> = maps.iter().map(encode_bitmap).collect();
     if with_regime {
         format!("{ns}:{regime},{n},{}", cols.join(","))
     } else {

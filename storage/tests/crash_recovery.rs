@@ -190,7 +190,11 @@ fn run_child(dir: &Path, kill_at: KillAt) -> [LogIndex; GROUPS as usize] {
     let wait_until = |stop: &mut dyn FnMut(&str) -> bool, limit: Duration| {
         let deadline = Instant::now() + limit;
         loop {
+            // Checked before receiving: a chatty child must not keep us past the deadline.
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if stop(&line) {
