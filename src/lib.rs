@@ -7,6 +7,7 @@
 //! - [`cluster`] holds gossip discovery and the roster/placement of groups.
 
 pub mod balance;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -1,0 +1,192 @@
+//! Checkers: each turns a [`History`] into a [`CheckResult`].
+//!
+//! | checker | workload | module |
+//! |---|---|---|
+//! | linearizability (Wing–Gong/Lowe search, per key) | register, cas-register | [`linearizable`] |
+//! | prefix order, lost/duplicate/unexpected elements, real-time order | append | [`append`] |
+//! | lost/unexpected/duplicate elements in the final read | set | [`set`] |
+//! | reads within the bounds implied by increments | counter | [`counter`] |
+//! | ok/fail/info per nemesis interval | any | [`availability`] |
+//!
+//! Verdicts compose as in Jepsen: `Invalid` beats `Unknown` beats `Valid` ([`Validity::merge`]).
+//! A checker answers `Unknown` rather than `Valid` whenever it could not look at everything it
+//! needed (time budget, missing final read, malformed history), because a vacuous or partial
+//! pass is the most dangerous kind of test result.
+//!
+//! Each checker looks only at the `f`s of its workload and ignores the others, so a history
+//! should hold one workload (the harness runs one per test).
+
+pub mod append;
+pub mod availability;
+pub mod counter;
+pub mod linearizable;
+pub mod model;
+pub mod set;
+
+use crate::history::{History, OpType, PairedOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub use append::check_append;
+pub use availability::check_availability;
+pub use counter::check_counter;
+pub use linearizable::{check_cas_register, check_register, LinearizabilityOptions};
+pub use set::check_set;
+
+/// A checker's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validity {
+    /// Every property held on everything that was checked.
+    Valid,
+    /// An anomaly was found (sound: the history cannot come from a correct system).
+    Invalid,
+    /// The checker could not decide (budget exceeded, missing data, malformed history).
+    Unknown,
+}
+
+impl Validity {
+    /// Combine two verdicts: `Invalid` > `Unknown` > `Valid` (Jepsen's priority).
+    pub fn merge(self, other: Validity) -> Validity {
+        use Validity::*;
+        match (self, other) {
+            (Invalid, _) | (_, Invalid) => Invalid,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            _ => Valid,
+        }
+    }
+
+    /// Lower-case name (`"valid"`, `"invalid"`, `"unknown"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "invalid",
+            Validity::Unknown => "unknown",
+        }
+    }
+}
+
+/// Number of operations of one `f` by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+impl OpCounts {
+    /// Count one operation with outcome `kind` (`Invoke` is counted as `info`).
+    pub fn add(&mut self, kind: OpType) {
+        match kind {
+            OpType::Ok => self.ok += 1,
+            OpType::Fail => self.fail += 1,
+            OpType::Info | OpType::Invoke => self.info += 1,
+        }
+    }
+
+    /// ok + fail + info.
+    pub fn total(&self) -> u64 {
+        self.ok + self.fail + self.info
+    }
+}
+
+/// The result of one checker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Checker name (`register`, `cas-register`, `append`, `set`, `counter`, `availability`).
+    pub name: String,
+    /// The verdict.
+    pub valid: Validity,
+    /// One or two human sentences: what was found, or why the checker could not decide.
+    pub summary: String,
+    /// Machine-readable evidence (anomalies with the operations involved, per-key results).
+    pub details: Value,
+    /// Time range (ns since test start) of the smallest failing sub-history identified: the
+    /// operations involved in the anomaly. `None` when valid or when no anomaly was located.
+    pub failing_window: Option<(u64, u64)>,
+    /// ok/fail/info per `f`, over the operations this checker looked at.
+    pub op_counts: BTreeMap<String, OpCounts>,
+}
+
+/// The combined verdict of several checkers (`Valid` for none).
+pub fn overall(results: &[CheckResult]) -> Validity {
+    results
+        .iter()
+        .fold(Validity::Valid, |acc, r| acc.merge(r.valid))
+}
+
+/// ok/fail/info per `f` over the operations for which `include` holds.
+pub fn count_ops<'a>(
+    ops: impl IntoIterator<Item = &'a PairedOp>,
+    include: impl Fn(&PairedOp) -> bool,
+) -> BTreeMap<String, OpCounts> {
+    let mut counts: BTreeMap<String, OpCounts> = BTreeMap::new();
+    for op in ops {
+        if include(op) {
+            counts.entry(op.f.clone()).or_default().add(op.kind);
+        }
+    }
+    counts
+}
+
+/// If the history itself is malformed, turn a verdict into `Unknown` and say why. The
+/// verdict the checker would have given is kept in `details.verdict_ignoring_problems`, so a
+/// harness bug is visible without being mistaken for a database verdict.
+pub(crate) fn apply_history_problems(mut result: CheckResult, history: &History) -> CheckResult {
+    if history.problems.is_empty() {
+        if !history.warnings.is_empty() {
+            if let Value::Object(map) = &mut result.details {
+                map.insert("history_warnings".into(), json!(history.warnings));
+            }
+        }
+        return result;
+    }
+    let original = result.valid;
+    result.valid = Validity::Unknown;
+    result.summary = format!(
+        "malformed history ({} problem(s), first: {}); checker alone would say {}: {}",
+        history.problems.len(),
+        history.problems[0],
+        original.as_str(),
+        result.summary
+    );
+    let mut details = match result.details {
+        Value::Object(map) => map,
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("checker".into(), other);
+            m
+        }
+    };
+    details.insert("history_problems".into(), json!(history.problems));
+    details.insert("history_warnings".into(), json!(history.warnings));
+    details.insert("verdict_ignoring_problems".into(), json!(original));
+    result.details = Value::Object(details);
+    result
+}
+
+/// The smallest (shortest) of several candidate windows.
+pub(crate) fn narrowest(windows: impl IntoIterator<Item = (u64, u64)>) -> Option<(u64, u64)> {
+    windows
+        .into_iter()
+        .min_by_key(|&(a, b)| (b.saturating_sub(a), a))
+}
+
+/// Parse an integer history value, rejecting floats, strings and out-of-range numbers.
+pub(crate) fn as_int(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+/// Parse a list of integers (a list read), or `None` if the value is not one.
+pub(crate) fn as_int_list(v: &Value) -> Option<Vec<i64>> {
+    v.as_array()?.iter().map(as_int).collect()
+}
+
+/// At most this many anomalies of one class are listed in `details`; the rest are counted.
+pub(crate) const MAX_LISTED: usize = 20;
+
+/// Keep the first [`MAX_LISTED`] items of a list for `details`.
+pub(crate) fn listed<T: Clone>(items: &[T]) -> Vec<T> {
+    items.iter().take(MAX_LISTED).cloned().collect()
+}

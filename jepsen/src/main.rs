@@ -1,0 +1,110 @@
+//! `jepsen test ...`: run Strato under faults and check what clients saw.
+//!
+//! Exit status: 0 when every checker says valid, 1 when any finds an anomaly, 2 when the run
+//! could not be done or a checker could not decide.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jepsen::nemesis::Fault;
+use jepsen::runner::{self, Options};
+use jepsen::workload::Workload;
+use std::path::PathBuf;
+use std::time::Duration;
+use strato::client::ReadMode;
+
+#[derive(Parser)]
+#[command(name = "jepsen", about = "Jepsen-style tests of a real Strato cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReadModeArg {
+    /// Linearizable reads (the default; leader confirms leadership with a quorum).
+    Linearizable,
+    /// ALLOW_REPLICA reads from any replica; the cluster is started to allow them. Not
+    /// linearizable: used to prove the harness catches a weakened cluster.
+    AllowReplica,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one test.
+    Test {
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        #[arg(long, value_enum, default_value = "register")]
+        workload: Workload,
+        /// Comma-separated faults: partition, kill, pause, all, none.
+        #[arg(long, default_value = "partition")]
+        nemesis: String,
+        /// Seconds of load (faults included).
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "store/latest")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "linearizable")]
+        read_mode: ReadModeArg,
+        /// The strato binary to test.
+        #[arg(long, default_value = "target/release/strato")]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 3000)]
+        base_port: u16,
+        /// Seconds the linearizability checker may search before answering "unknown".
+        #[arg(long, default_value_t = 120)]
+        check_budget: u64,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jepsen: the run could not be completed: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main() -> anyhow::Result<i32> {
+    let Cmd::Test { nodes, workload, nemesis, time_limit, concurrency, seed, out, read_mode, binary, base_port, check_budget } = Cli::parse().command;
+    anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
+    anyhow::ensure!(binary.exists(), "strato binary {} not found (build it with `cargo build --release`)", binary.display());
+    let faults = Fault::parse_list(&nemesis)?;
+    let opts = Options {
+        nodes,
+        workload,
+        faults,
+        time_limit: Duration::from_secs(time_limit),
+        concurrency,
+        seed,
+        out: out.clone(),
+        read_mode: match read_mode {
+            ReadModeArg::Linearizable => ReadMode::Linearize,
+            ReadModeArg::AllowReplica => ReadMode::AllowReplica,
+        },
+        binary,
+        base_port,
+        op_timeout: Duration::from_secs(3),
+        check_budget: Duration::from_secs(check_budget),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let output = rt.block_on(runner::run(&opts))?;
+    let meta = serde_json::json!({
+        "nodes": nodes, "workload": workload, "nemesis": nemesis, "time_limit": time_limit,
+        "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
+    });
+    let verdict = jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;
+    println!("{}", verdict.summary);
+    Ok(verdict.exit_code)
+}

@@ -1,0 +1,202 @@
+//! Workloads: what each logical process asks the cluster, and how an answer becomes a
+//! history completion (ok, fail = certainly not applied, info = maybe applied).
+
+use crate::history::OpType;
+use rand::rngs::SmallRng;
+use rand::Rng;
+use serde_json::{json, Value as Json};
+use strato::client::{ClientError, Connection, Operation, ReadMode, Reply, WriteOptions, IN_DOUBT};
+use storage::record::{ResultCode, UserKey, Value};
+
+pub const NAMESPACE: &str = "test";
+pub const SET: &str = "jepsen";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    Register,
+    CasRegister,
+    Counter,
+    Append,
+    Set,
+}
+
+/// One invocation: `f`, key and value as recorded in the history.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub f: &'static str,
+    pub key: u64,
+    pub value: Json,
+}
+
+/// Produces invocations. Keys rotate: each key takes a bounded number of operations, so
+/// per-key histories stay small enough for the linearizability search.
+pub struct Generator {
+    workload: Workload,
+    rng: SmallRng,
+    next_value: u64,
+    active: Vec<(u64, u32)>,
+    next_key: u64,
+    per_key: u32,
+}
+
+impl Generator {
+    pub fn new(workload: Workload, rng: SmallRng) -> Generator {
+        let (window, per_key) = match workload {
+            Workload::Register => (3, 120),
+            Workload::CasRegister => (3, 100),
+            Workload::Counter => (1, u32::MAX),
+            Workload::Append => (3, 150),
+            Workload::Set => (2, 400),
+        };
+        Generator { workload, rng, next_value: 1, active: (0..window).map(|k| (k, 0)).collect(), next_key: window, per_key }
+    }
+
+    fn key(&mut self) -> u64 {
+        let i = self.rng.gen_range(0..self.active.len());
+        self.active[i].1 += 1;
+        let key = self.active[i].0;
+        if self.active[i].1 >= self.per_key {
+            self.active[i] = (self.next_key, 0);
+            self.next_key += 1;
+        }
+        key
+    }
+
+    fn unique(&mut self) -> u64 {
+        self.next_value += 1;
+        self.next_value
+    }
+
+    pub fn next(&mut self) -> Invocation {
+        let key = self.key();
+        let read = self.rng.gen_bool(0.5);
+        match self.workload {
+            Workload::Register if read => Invocation { f: "read", key, value: Json::Null },
+            Workload::Register => Invocation { f: "write", key, value: json!(self.unique()) },
+            Workload::CasRegister => match self.rng.gen_range(0..3) {
+                0 => Invocation { f: "read", key, value: Json::Null },
+                1 => Invocation { f: "write", key, value: json!(self.rng.gen_range(0..5)) },
+                _ => Invocation { f: "cas", key, value: json!([self.rng.gen_range(0..5), self.rng.gen_range(0..5)]) },
+            },
+            Workload::Counter if self.rng.gen_bool(0.2) => Invocation { f: "read", key, value: Json::Null },
+            Workload::Counter => Invocation { f: "incr", key, value: json!(self.rng.gen_range(1..5)) },
+            Workload::Append if self.rng.gen_bool(0.3) => Invocation { f: "read", key, value: Json::Null },
+            Workload::Append => Invocation { f: "append", key, value: json!(self.unique()) },
+            Workload::Set if self.rng.gen_bool(0.05) => Invocation { f: "read", key, value: Json::Null },
+            Workload::Set => Invocation { f: "add", key, value: json!(self.unique()) },
+        }
+    }
+
+    /// Every key that was ever handed out (for the final reads).
+    pub fn keys(&self) -> Vec<u64> {
+        (0..self.next_key).collect()
+    }
+}
+
+/// The outcome of one invocation: (type, value, error).
+pub type Completion = (OpType, Json, Option<String>);
+
+fn key(k: u64) -> UserKey {
+    UserKey::Int(k as i64)
+}
+
+fn read_failed(e: ClientError) -> Completion {
+    (OpType::Fail, Json::Null, Some(e.to_string()))
+}
+
+/// A write's failure: certainly not applied, or maybe applied.
+fn write_failed(e: ClientError) -> Completion {
+    match e {
+        ClientError::NotSent(m) => (OpType::Fail, Json::Null, Some(m)),
+        ClientError::NoAnswer(m) => (OpType::Info, Json::Null, Some(m)),
+    }
+}
+
+fn write_code(r: &Reply) -> Option<Completion> {
+    match r.code {
+        0 => None,
+        IN_DOUBT => Some((OpType::Info, Json::Null, Some("server: in doubt (9)".into()))),
+        c => Some((OpType::Fail, Json::Null, Some(format!("server: result code {c}")))),
+    }
+}
+
+fn parse_list(v: Option<&Value>) -> Vec<u64> {
+    match v {
+        Some(Value::Str(b)) => String::from_utf8_lossy(b).split(',').filter_map(|s| s.parse().ok()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Read a key; `Ok(None)` = no record.
+async fn read(conn: &mut Connection, k: u64, mode: ReadMode) -> Result<Option<Reply>, Completion> {
+    match conn.get(NAMESPACE, SET, &key(k), mode).await {
+        Ok(r) if r.code == 0 => Ok(Some(r)),
+        Ok(r) if r.code == ResultCode::NotFound as u8 => Ok(None),
+        Ok(r) => Err((OpType::Fail, Json::Null, Some(format!("server: result code {}", r.code)))),
+        Err(e) => Err(read_failed(e)),
+    }
+}
+
+async fn write(conn: &mut Connection, k: u64, ops: &[Operation], opts: WriteOptions, value: Json) -> Completion {
+    match conn.operate(NAMESPACE, SET, &key(k), ops, opts).await {
+        Ok(r) => write_code(&r).unwrap_or((OpType::Ok, value, None)),
+        Err(e) => write_failed(e),
+    }
+}
+
+/// Run one invocation against the node behind `conn`.
+pub async fn invoke(conn: &mut Connection, workload: Workload, inv: &Invocation, mode: ReadMode) -> Completion {
+    let k = inv.key;
+    match (workload, inv.f) {
+        (Workload::Register | Workload::CasRegister, "read") => match read(conn, k, mode).await {
+            Ok(Some(r)) => match r.bin("v") {
+                Some(Value::Int(i)) => (OpType::Ok, json!(i), None),
+                _ => (OpType::Ok, Json::Null, None),
+            },
+            Ok(None) => (OpType::Ok, Json::Null, None),
+            Err(c) => c,
+        },
+        (Workload::Register | Workload::CasRegister, "write") => {
+            let v = inv.value.as_i64().unwrap_or_default();
+            write(conn, k, &[Operation::Put("v".into(), Value::Int(v))], WriteOptions::default(), inv.value.clone()).await
+        }
+        (Workload::CasRegister, "cas") => {
+            let old = inv.value[0].as_i64().unwrap_or_default();
+            let new = inv.value[1].as_i64().unwrap_or_default();
+            // Compare through the generation: read, then write only if nothing changed since.
+            let current = match read(conn, k, ReadMode::Linearize).await {
+                Ok(r) => r,
+                Err((_, _, e)) => return (OpType::Fail, Json::Null, e),
+            };
+            let Some(r) = current.filter(|r| r.bin("v") == Some(&Value::Int(old))) else {
+                return (OpType::Fail, Json::Null, Some("value differs".into()));
+            };
+            let opts = WriteOptions { expect_generation: Some(r.generation as u16) };
+            write(conn, k, &[Operation::Put("v".into(), Value::Int(new))], opts, inv.value.clone()).await
+        }
+        (Workload::Counter, "incr") => {
+            let d = inv.value.as_i64().unwrap_or_default();
+            write(conn, k, &[Operation::Incr("c".into(), d)], WriteOptions::default(), inv.value.clone()).await
+        }
+        (Workload::Counter, "read") => match read(conn, k, mode).await {
+            Ok(Some(r)) => match r.bin("c") {
+                Some(Value::Int(i)) => (OpType::Ok, json!(i), None),
+                _ => (OpType::Ok, json!(0), None),
+            },
+            Ok(None) => (OpType::Ok, json!(0), None),
+            Err(c) => c,
+        },
+        (Workload::Append | Workload::Set, "append" | "add") => {
+            let e = inv.value.as_u64().unwrap_or_default();
+            let op = Operation::Append("s".into(), Value::Str(format!("{e},").into_bytes()));
+            write(conn, k, &[op], WriteOptions::default(), inv.value.clone()).await
+        }
+        (Workload::Append | Workload::Set, "read") => match read(conn, k, mode).await {
+            Ok(Some(r)) => (OpType::Ok, json!(parse_list(r.bin("s"))), None),
+            Ok(None) => (OpType::Ok, json!(Vec::<u64>::new()), None),
+            Err(c) => c,
+        },
+        (_, f) => (OpType::Fail, Json::Null, Some(format!("workload has no operation {f}"))),
+    }
+}
