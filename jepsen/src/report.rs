@@ -151,7 +151,11 @@ fn summary_text(
         stats.pending
     );
     for (f, c) in &stats.by_f {
-        let _ = writeln!(s, "  {f:<8} ok {:>7}  fail {:>7}  info {:>7}", c.ok, c.fail, c.info);
+        let _ = writeln!(
+            s,
+            "  {f:<8} ok {:>7}  fail {:>7}  info {:>7}",
+            c.ok, c.fail, c.info
+        );
     }
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for ev in nemesis {
@@ -387,7 +391,7 @@ fn latency_plot(
                 return true;
             }
             i += 1;
-            (i - 1) % stride == 0
+            (i - 1).is_multiple_of(stride)
         });
     }
     let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
@@ -544,8 +548,9 @@ fn html_page(
         .chain(std::iter::once(history.end_time()))
         .max()
         .unwrap_or(0);
+    // Whole seconds, so every 1 s throughput bucket lies inside the frame.
     let frame = Frame {
-        t_max: (end as f64 / 1e9).max(1.0),
+        t_max: (end as f64 / 1e9).ceil().max(1.0),
     };
     let title = meta
         .get("name")
@@ -574,9 +579,9 @@ fn html_page(
 
     h.push_str("<h2>Verdicts</h2><table><tr><th>checker</th><th>verdict</th><th>summary</th><th>failing window</th></tr>");
     for r in results {
-        let window = r
-            .failing_window
-            .map_or(String::new(), |(a, b)| format!("{} .. {}", secs(a), secs(b)));
+        let window = r.failing_window.map_or(String::new(), |(a, b)| {
+            format!("{} .. {}", secs(a), secs(b))
+        });
         let _ = write!(
             h,
             "<tr><td>{}</td><td><span class=\"v\" style=\"background:{}\">{}</span></td><td>{}</td><td>{}</td></tr>",
@@ -642,7 +647,9 @@ fn html_page(
         );
     }
     if results.iter().any(|r| r.failing_window.is_some()) {
-        h.push_str("<span class=\"sw\" style=\"border:1.5px dashed #d00000\"></span>failing window");
+        h.push_str(
+            "<span class=\"sw\" style=\"border:1.5px dashed #d00000\"></span>failing window",
+        );
     }
     h.push_str("</p>");
     h.push_str("<h2>Latency</h2>");
@@ -651,7 +658,9 @@ fn html_page(
     h.push_str(&throughput_plot(history, &frame, nemesis, results));
 
     if !nemesis.is_empty() {
-        h.push_str("<h2>Faults</h2><table><tr><th>kind</th><th>start</th><th>end</th><th>detail</th></tr>");
+        h.push_str(
+            "<h2>Faults</h2><table><tr><th>kind</th><th>start</th><th>end</th><th>detail</th></tr>",
+        );
         for ev in nemesis {
             let _ = write!(
                 h,

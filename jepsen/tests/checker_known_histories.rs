@@ -4,8 +4,8 @@
 //! Times are in nanoseconds but tests use small numbers; only their order matters.
 
 use jepsen::checker::{
-    check_append, check_availability, check_cas_register, check_counter, check_register,
-    check_set, overall, CheckResult, LinearizabilityOptions, Validity,
+    check_append, check_availability, check_cas_register, check_counter, check_register, check_set,
+    overall, CheckResult, LinearizabilityOptions, Validity,
 };
 use jepsen::history::{read_jsonl, write_jsonl, History, NemesisEvent, Op, OpType};
 use jepsen::report::write_report;
@@ -239,7 +239,10 @@ fn cas_register_info_cas_cannot_apply_twice() {
         .ok(0, "read", NULL, 40, json!(1), 50)
         .ok(0, "write", json!(2), 60, json!(2), 70)
         .ok(0, "read", NULL, 80, json!(1), 90);
-    assert_verdict(&check_cas_register(&b.history(), &opts()), Validity::Invalid);
+    assert_verdict(
+        &check_cas_register(&b.history(), &opts()),
+        Validity::Invalid,
+    );
 }
 
 #[test]
@@ -323,11 +326,38 @@ fn random_register_history(rng: &mut StdRng, n: usize, spread: u64, cas: bool) -
         let outcome: f64 = rng.gen();
         let g = if roll < 0.4 {
             if outcome < 0.05 {
-                G { t0, t1, f: "read", arg: NULL, kind: OpType::Info, result: NULL, completes: rng.gen(), writes: None }
+                G {
+                    t0,
+                    t1,
+                    f: "read",
+                    arg: NULL,
+                    kind: OpType::Info,
+                    result: NULL,
+                    completes: rng.gen(),
+                    writes: None,
+                }
             } else if outcome < 0.08 {
-                G { t0, t1, f: "read", arg: NULL, kind: OpType::Fail, result: NULL, completes: true, writes: None }
+                G {
+                    t0,
+                    t1,
+                    f: "read",
+                    arg: NULL,
+                    kind: OpType::Fail,
+                    result: NULL,
+                    completes: true,
+                    writes: None,
+                }
             } else {
-                G { t0, t1, f: "read", arg: NULL, kind: OpType::Ok, result: json!(state), completes: true, writes: None }
+                G {
+                    t0,
+                    t1,
+                    f: "read",
+                    arg: NULL,
+                    kind: OpType::Ok,
+                    result: json!(state),
+                    completes: true,
+                    writes: None,
+                }
             }
         } else if roll < 0.7 || !cas {
             fresh += 1;
@@ -345,7 +375,16 @@ fn random_register_history(rng: &mut StdRng, n: usize, spread: u64, cas: bool) -
             }
             let result = if kind == OpType::Ok { json!(v) } else { NULL };
             let writes = (kind == OpType::Ok).then_some(v);
-            G { t0, t1, f: "write", arg: json!(v), kind, result, completes: kind != OpType::Info || rng.gen(), writes }
+            G {
+                t0,
+                t1,
+                f: "write",
+                arg: json!(v),
+                kind,
+                result,
+                completes: kind != OpType::Info || rng.gen(),
+                writes,
+            }
         } else {
             fresh += 1;
             let new = fresh;
@@ -366,9 +405,22 @@ fn random_register_history(rng: &mut StdRng, n: usize, spread: u64, cas: bool) -
                 state = Some(new);
                 written.push(new);
             }
-            let result = if kind == OpType::Ok { json!([old, new]) } else { NULL };
+            let result = if kind == OpType::Ok {
+                json!([old, new])
+            } else {
+                NULL
+            };
             let writes = (kind == OpType::Ok).then_some(new);
-            G { t0, t1, f: "cas", arg: json!([old, new]), kind, result, completes: kind != OpType::Info || rng.gen(), writes }
+            G {
+                t0,
+                t1,
+                f: "cas",
+                arg: json!([old, new]),
+                kind,
+                result,
+                completes: kind != OpType::Info || rng.gen(),
+                writes,
+            }
         };
         gen.push(g);
     }
@@ -391,7 +443,11 @@ fn random_register_history(rng: &mut StdRng, n: usize, spread: u64, cas: bool) -
                 busy_until.len() - 1
             }
         };
-        busy_until[p] = if g.kind == OpType::Info || !g.completes { u64::MAX } else { g.t1 };
+        busy_until[p] = if g.kind == OpType::Info || !g.completes {
+            u64::MAX
+        } else {
+            g.t1
+        };
         let mk = |kind, value, time| Op {
             index: 0,
             process: p as u64,
@@ -420,7 +476,11 @@ fn random_register_history(rng: &mut StdRng, n: usize, spread: u64, cas: bool) -
             ok_reads.push((i, invoked_at[&o.process], o.time));
         }
     }
-    Generated { ops, ok_writers, ok_reads }
+    Generated {
+        ops,
+        ok_writers,
+        ok_reads,
+    }
 }
 
 /// Make one ok read return a value that was certainly overwritten before it began: some ok
@@ -471,23 +531,35 @@ fn randomized_linearizable_histories_pass_and_one_corrupted_read_fails() {
         let r = check(&g.ops);
         assert_verdict(&r, Validity::Invalid);
         let (a, b) = r.failing_window.unwrap();
-        assert!(a <= r0 && b >= r1, "round {round}: window {a}..{b} misses read {r0}..{r1}");
+        assert!(
+            a <= r0 && b >= r1,
+            "round {round}: window {a}..{b} misses read {r0}..{r1}"
+        );
         let op = &r.details["invalid_keys"][0]["op"];
         if op["invoke_time"] == r0 && op["f"] == "read" {
             culprit_found += 1;
         }
     }
-    assert!(corrupted >= 40, "only {corrupted} histories could be corrupted");
-    assert_eq!(culprit_found, corrupted, "the failing op is the corrupted read");
+    assert!(
+        corrupted >= 40,
+        "only {corrupted} histories could be corrupted"
+    );
+    assert_eq!(
+        culprit_found, corrupted,
+        "the failing op is the corrupted read"
+    );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// (call, ret — `None` for info —, f, argument, result) of a register operation.
+type RegOp<'a> = (u64, Option<u64>, &'a str, Value, Value);
 
 /// Brute force: is there an order of the (non-failed, non-info-read) operations that respects
 /// real time (`a` before `b` if `a` returned before `b` was invoked) and the register's
 /// semantics? Indeterminate operations may be left out (= placed at the very end).
-fn brute_force_linearizable(ops: &[(u64, Option<u64>, &str, Value, Value)]) -> bool {
+fn brute_force_linearizable(ops: &[RegOp<'_>]) -> bool {
     // (call, ret, f, arg, result) with fail ops and info reads already removed.
-    fn step(state: Option<i64>, op: &(u64, Option<u64>, &str, Value, Value)) -> Option<Option<i64>> {
+    fn step(state: Option<i64>, op: &RegOp<'_>) -> Option<Option<i64>> {
         let (_, ret, f, arg, result) = op;
         match *f {
             "read" => (result.as_i64() == state).then_some(state),
@@ -502,8 +574,12 @@ fn brute_force_linearizable(ops: &[(u64, Option<u64>, &str, Value, Value)]) -> b
             }
         }
     }
-    fn go(ops: &[(u64, Option<u64>, &str, Value, Value)], placed: &mut Vec<bool>, state: Option<i64>) -> bool {
-        if ops.iter().zip(placed.iter()).all(|(o, &p)| p || o.1.is_none()) {
+    fn go(ops: &[RegOp<'_>], placed: &mut Vec<bool>, state: Option<i64>) -> bool {
+        if ops
+            .iter()
+            .zip(placed.iter())
+            .all(|(o, &p)| p || o.1.is_none())
+        {
             return true;
         }
         for i in 0..ops.len() {
@@ -540,12 +616,9 @@ fn wgl_agrees_with_brute_force_on_small_random_histories() {
     for _ in 0..ROUNDS {
         let mut b = Builder::default();
         let mut model_ops = Vec::new();
-        let mut next_process = 0u64;
-        let n = rng.gen_range(1..=MAX_N);
-        for _ in 0..n {
-            // Each op on its own process: any overlap pattern is possible.
-            let p = next_process;
-            next_process += 1;
+        let n = rng.gen_range(1..=MAX_N) as u64;
+        // Each op on its own process: any overlap pattern is possible.
+        for p in 0..n {
             let t0 = rng.gen_range(0..40u64);
             let t1 = t0 + rng.gen_range(0..15u64);
             let v = json!(rng.gen_range(0..3));
@@ -565,7 +638,20 @@ fn wgl_agrees_with_brute_force_on_small_random_histories() {
             if kind == OpType::Info && rng.gen_bool(0.5) {
                 b.pending(p, f, 0, arg.clone(), t0);
             } else {
-                b.op(p, f, 0, arg.clone(), t0, kind, if kind == OpType::Ok { result.clone() } else { NULL }, t1);
+                b.op(
+                    p,
+                    f,
+                    0,
+                    arg.clone(),
+                    t0,
+                    kind,
+                    if kind == OpType::Ok {
+                        result.clone()
+                    } else {
+                        NULL
+                    },
+                    t1,
+                );
             }
             let dropped = kind == OpType::Fail || (kind == OpType::Info && f == "read");
             if !dropped {
@@ -575,7 +661,11 @@ fn wgl_agrees_with_brute_force_on_small_random_histories() {
         }
         let expected = brute_force_linearizable(&model_ops);
         let r = check_cas_register(&b.history(), &opts());
-        let want = if expected { Validity::Valid } else { Validity::Invalid };
+        let want = if expected {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        };
         assert_eq!(r.valid, want, "history {:?}\n{}", b.ops(), r.summary);
         if expected {
             valid += 1;
@@ -585,7 +675,10 @@ fn wgl_agrees_with_brute_force_on_small_random_histories() {
     }
     // Both outcomes must be well represented for the comparison to mean something.
     eprintln!("brute force agreed on {valid} valid and {invalid} invalid histories");
-    assert!(valid > 500 && invalid > 500, "valid {valid}, invalid {invalid}");
+    assert!(
+        valid > 500 && invalid > 500,
+        "valid {valid}, invalid {invalid}"
+    );
 }
 
 // ---------------------------------------------------------------- append
@@ -675,6 +768,24 @@ fn append_stale_read_is_invalid() {
 }
 
 #[test]
+fn append_skipped_acknowledged_element_is_invalid_without_a_later_read() {
+    // Found by the brute-force comparison: 2 was acknowledged before 6 was invoked, and a read
+    // shows 6 without 2. No read began after 2 was acknowledged, yet the history is invalid.
+    let mut b = Builder::default();
+    b.ok(0, "append", json!(4), 6, NULL, 20)
+        .ok(1, "append", json!(2), 9, NULL, 20)
+        .ok(2, "read", NULL, 16, json!([4, 6]), 29)
+        .op(3, "append", 0, json!(6), 22, OpType::Info, NULL, 35);
+    let r = check_append(&b.history());
+    assert_verdict(&r, Validity::Invalid);
+    assert_eq!(
+        r.details["realtime"][0]["anomaly"],
+        "append-order-inversion"
+    );
+    assert_eq!(r.failing_window, Some((9, 35)));
+}
+
+#[test]
 fn append_without_final_read_is_unknown() {
     let mut b = Builder::default();
     b.ok(0, "append", json!(1), 0, json!(1), 10)
@@ -682,12 +793,20 @@ fn append_without_final_read_is_unknown() {
     assert_verdict(&check_append(&b.history()), Validity::Unknown);
 }
 
+/// (call, ret — `None` for info —, `Some(element)` for an append or `None` for a read,
+/// read result) of a list operation.
+type AppendOp = (u64, Option<u64>, Option<i64>, Vec<i64>);
+
 /// Brute force for list-append: an order of the ok appends, the ok reads and any subset of the
 /// info appends that respects real time and in which every read returns the list so far.
-fn brute_force_append(ops: &[(u64, Option<u64>, Option<i64>, Vec<i64>)]) -> bool {
+fn brute_force_append(ops: &[AppendOp]) -> bool {
     // (call, ret, Some(element) for an append / None for a read, read result)
-    fn go(ops: &[(u64, Option<u64>, Option<i64>, Vec<i64>)], placed: &mut Vec<bool>, list: &mut Vec<i64>) -> bool {
-        if ops.iter().zip(placed.iter()).all(|(o, &p)| p || o.1.is_none()) {
+    fn go(ops: &[AppendOp], placed: &mut Vec<bool>, list: &mut Vec<i64>) -> bool {
+        if ops
+            .iter()
+            .zip(placed.iter())
+            .all(|(o, &p)| p || o.1.is_none())
+        {
             return true;
         }
         for i in 0..ops.len() {
@@ -732,7 +851,15 @@ fn append_checker_agrees_with_brute_force_on_small_random_histories() {
     let (mut valid, mut invalid, mut unknown) = (0, 0, 0);
     for _ in 0..3_000 {
         // Simulate a correct list: each op takes effect at a random point of its interval.
-        struct G { t0: u64, t1: u64, point: u64, elem: Option<i64>, kind: OpType, applied: bool, result: Vec<i64> }
+        struct G {
+            t0: u64,
+            t1: u64,
+            point: u64,
+            elem: Option<i64>,
+            kind: OpType,
+            applied: bool,
+            result: Vec<i64>,
+        }
         let n = rng.gen_range(1..=7);
         let mut gen: Vec<G> = (0..n)
             .map(|i| {
@@ -745,7 +872,15 @@ fn append_checker_agrees_with_brute_force_on_small_random_histories() {
                     _ => OpType::Ok,
                 };
                 let applied = kind == OpType::Ok || (kind == OpType::Info && rng.gen_bool(0.5));
-                G { t0, t1, point: rng.gen_range(t0..=t1), elem, kind, applied, result: Vec::new() }
+                G {
+                    t0,
+                    t1,
+                    point: rng.gen_range(t0..=t1),
+                    elem,
+                    kind,
+                    applied,
+                    result: Vec::new(),
+                }
             })
             .collect();
         let mut order: Vec<usize> = (0..n).collect();
@@ -759,7 +894,9 @@ fn append_checker_agrees_with_brute_force_on_small_random_histories() {
             }
         }
         // Half the time, damage one ok read.
-        let reads: Vec<usize> = (0..n).filter(|&i| gen[i].elem.is_none() && gen[i].kind == OpType::Ok).collect();
+        let reads: Vec<usize> = (0..n)
+            .filter(|&i| gen[i].elem.is_none() && gen[i].kind == OpType::Ok)
+            .collect();
         if !reads.is_empty() && rng.gen_bool(0.5) {
             let r = &mut gen[reads[rng.gen_range(0..reads.len())]].result;
             match rng.gen_range(0..4) {
@@ -778,7 +915,11 @@ fn append_checker_agrees_with_brute_force_on_small_random_histories() {
                 Some(e) => ("append", json!(e)),
                 None => ("read", NULL),
             };
-            let result = if g.kind == OpType::Ok && g.elem.is_none() { json!(g.result) } else { NULL };
+            let result = if g.kind == OpType::Ok && g.elem.is_none() {
+                json!(g.result)
+            } else {
+                NULL
+            };
             b.op(p as u64, f, 0, arg, g.t0, g.kind, result, g.t1);
             if g.kind == OpType::Fail {
                 continue;
@@ -793,11 +934,18 @@ fn append_checker_agrees_with_brute_force_on_small_random_histories() {
             (false, Validity::Invalid) => invalid += 1,
             // Linearizable, but an acknowledged append was never confirmed by a later read.
             (true, Validity::Unknown) => unknown += 1,
-            (e, v) => panic!("brute force says {e}, checker {v:?}: {}\n{:?}", r.summary, b.ops()),
+            (e, v) => panic!(
+                "brute force says {e}, checker {v:?}: {}\n{:?}",
+                r.summary,
+                b.ops()
+            ),
         }
     }
     eprintln!("append: agreed on {valid} valid, {invalid} invalid; {unknown} linearizable but unconfirmed");
-    assert!(valid > 300 && invalid > 300, "valid {valid}, invalid {invalid}");
+    assert!(
+        valid > 300 && invalid > 300,
+        "valid {valid}, invalid {invalid}"
+    );
 }
 
 // ---------------------------------------------------------------- set
@@ -868,7 +1016,10 @@ fn counter_within_bounds_is_valid() {
 
 #[test]
 fn counter_outside_bounds_is_invalid() {
-    for (value, why) in [(json!(1), "lost increment"), (json!(7), "double-applied increment")] {
+    for (value, why) in [
+        (json!(1), "lost increment"),
+        (json!(7), "double-applied increment"),
+    ] {
         let mut b = Builder::default();
         b.ok(0, "incr", json!(1), 0, json!(1), 10)
             .ok(1, "incr", json!(1), 5, json!(1), 15)
@@ -926,7 +1077,10 @@ fn availability_counts_per_nemesis_interval() {
     let r = check_availability(&b.history(), &nemesis);
     assert_verdict(&r, Validity::Valid);
     let i = &r.details["intervals"][0];
-    assert_eq!((i["ok"].as_u64(), i["fail"].as_u64(), i["info"].as_u64()), (Some(0), Some(1), Some(1)));
+    assert_eq!(
+        (i["ok"].as_u64(), i["fail"].as_u64(), i["info"].as_u64()),
+        (Some(0), Some(1), Some(1))
+    );
     assert_eq!(i["recovery_ns"], 20);
     assert_eq!(r.details["outside_faults"]["ok"], 2);
 }
@@ -971,8 +1125,14 @@ fn malformed_histories_give_unknown_with_a_reason() {
 
     // Values of the wrong shape: no panic, Unknown for that key.
     let mut b = Builder::default();
-    b.ok(0, "write", json!("one"), 0, json!("one"), 10)
-        .ok(1, "read", NULL, 20, json!({"x": 1}), 30);
+    b.ok(0, "write", json!("one"), 0, json!("one"), 10).ok(
+        1,
+        "read",
+        NULL,
+        20,
+        json!({"x": 1}),
+        30,
+    );
     let h = b.history();
     for r in [
         check_register(&h, &opts()),
@@ -999,7 +1159,11 @@ fn history_pairs_invocations_and_treats_missing_completions_as_info() {
     assert!(h.problems.is_empty());
     assert_eq!(h.warnings.len(), 1);
     assert_eq!(h.ops.len(), 3);
-    assert!(h.ops.iter().filter(|o| o.f == "write").all(|o| o.kind == OpType::Info));
+    assert!(h
+        .ops
+        .iter()
+        .filter(|o| o.f == "write")
+        .all(|o| o.kind == OpType::Info));
     assert_eq!(h.ops[1].latency(), Some(5));
     assert_eq!(h.end_time(), 20);
 }
@@ -1007,8 +1171,16 @@ fn history_pairs_invocations_and_treats_missing_completions_as_info() {
 #[test]
 fn jsonl_round_trip_uses_jepsen_field_names() {
     let mut b = Builder::default();
-    b.ok(0, "write", json!(1), 0, json!(1), 10)
-        .op(1, "cas", 3, json!([1, 2]), 5, OpType::Info, NULL, 15);
+    b.ok(0, "write", json!(1), 0, json!(1), 10).op(
+        1,
+        "cas",
+        3,
+        json!([1, 2]),
+        5,
+        OpType::Info,
+        NULL,
+        15,
+    );
     let mut ops = b.ops();
     ops[0].node = None;
     let dir = std::env::temp_dir().join(format!("jepsen-jsonl-{}", std::process::id()));
@@ -1067,7 +1239,10 @@ fn report_writes_results_summary_and_self_contained_html() {
     assert_eq!(html.matches("<svg").count(), 2);
     assert!(html.contains("#E9DCA0"), "partition band colour");
     assert!(html.contains("&lt;n1&gt;"), "escaped detail");
-    assert!(!html.contains("<script") && !html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+    assert!(
+        !html.contains("<script") && !html.contains("http://")
+            || html.contains("http://www.w3.org/2000/svg")
+    );
     assert!(!html.contains("https://"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -19,7 +19,10 @@
 //!   that started afterwards: a *stale read*, *non-monotonic read*, *future read* (a read
 //!   showed an element before its append was invoked) or *append order inversion*. `info`
 //!   appends in `L` are invoked but never complete; `info` appends missing from `L` never
-//!   happened.
+//!   happened; `ok` appends missing from `L` (no read shows them) must follow all of `L`, so
+//!   they get the key `(|L|+1, 0)` — an append of `L` invoked after one of them was
+//!   acknowledged is an inversion even when no read began after it (the reference algorithm
+//!   we started from missed this case; the brute-force cross-check in the tests found it).
 //!
 //! If structure and real time both hold, ordering operations by (key, invocation time) is a
 //! valid linearization, so the check is complete as well as sound.
@@ -116,7 +119,8 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             }
             match appends.get(&e) {
                 None => {
-                    out.unexpected.push(json!({"key": key, "element": e, "read": r.describe()}));
+                    out.unexpected
+                        .push(json!({"key": key, "element": e, "read": r.describe()}));
                     out.windows.push(span(&[r]));
                 }
                 Some(a) if a.is_fail() => {
@@ -127,7 +131,8 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             }
         }
         if !dups.is_empty() {
-            out.duplicated.push(json!({"key": key, "elements": dups, "read": r.describe()}));
+            out.duplicated
+                .push(json!({"key": key, "elements": dups, "read": r.describe()}));
             out.windows.push(span(&[r]));
         }
     }
@@ -154,16 +159,18 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
         };
         let partner = candidates
             .into_iter()
-            .filter(|&j| {
-                j != i && !is_prefix(list, &reads[j].1) && !is_prefix(&reads[j].1, list)
-            })
+            .filter(|&j| j != i && !is_prefix(list, &reads[j].1) && !is_prefix(&reads[j].1, list))
             .min_by_key(|&j| {
                 let (a, b) = span(&[r, reads[j].0]);
                 (b - a, a)
             });
         let Some(j) = partner else { continue };
         let other = &reads[j];
-        let diverge = list.iter().zip(other.1.iter()).take_while(|(a, b)| a == b).count();
+        let diverge = list
+            .iter()
+            .zip(other.1.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
         out.incompatible.push(json!({
             "key": key,
             "read": r.describe(),
@@ -207,13 +214,17 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
     }
 
     // Real-time order. Events: (time, phase 0 = invoke / 1 = complete, position key, op).
+    // An ok append missing from `order` is in no read, so it comes after every element of
+    // `order`: it gets the key just past the end.
+    let past_end = (order.len() + 1, 0);
     let mut events: Vec<(u64, u8, (usize, u8), &PairedOp)> = Vec::new();
     for (&e, a) in &appends {
-        let Some(&pos) = in_order.get(&e) else { continue };
-        if a.is_fail() || ok_missing_from_order.contains(&e) {
-            continue;
-        }
-        let k = (pos + 1, 0);
+        let k = match in_order.get(&e) {
+            _ if a.is_fail() => continue,
+            Some(&pos) => (pos + 1, 0),
+            None if ok_missing_from_order.contains(&e) => past_end,
+            None => continue, // an info append that never happened
+        };
         events.push((a.invoke_time, 0, k, a));
         if a.is_ok() {
             events.push((a.complete_time.unwrap_or(a.invoke_time), 1, k, a));
@@ -234,8 +245,11 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             }
             continue;
         }
-        let Some((m, earlier)) = max_done else { continue };
-        if k >= m {
+        let Some((m, earlier)) = max_done else {
+            continue;
+        };
+        // A read after a missing append completed is the final read's `lost` report again.
+        if k >= m || (m == past_end && k.1 == 1) {
             continue;
         }
         let anomaly = match (m.1, k.1) {
@@ -257,6 +271,11 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
                 "append at position {} was invoked after a read of {} elements (which included \
                  it) completed",
                 k.0, m.0
+            ),
+            _ if m == past_end => format!(
+                "append at position {} was invoked after an append that no read shows was \
+                 acknowledged, yet reads show the later append without the earlier one",
+                k.0
             ),
             _ => format!(
                 "append at position {} was invoked after the append at position {} was \
@@ -338,10 +357,13 @@ pub fn check_append(history: &History) -> CheckResult {
     let mut details = serde_json::Map::new();
     details.insert("keys".into(), json!(keys));
     details.insert("reads".into(), json!(out.reads));
-    for (name, v) in invalid_classes
-        .iter()
-        .chain([("unconfirmed", &out.unconfirmed), ("malformed", &out.malformed)].iter())
-    {
+    for (name, v) in invalid_classes.iter().chain(
+        [
+            ("unconfirmed", &out.unconfirmed),
+            ("malformed", &out.malformed),
+        ]
+        .iter(),
+    ) {
         details.insert(format!("{name}_count"), json!(v.len()));
         details.insert(name.to_string(), json!(listed(v)));
     }

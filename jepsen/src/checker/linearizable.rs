@@ -35,9 +35,7 @@
 //! `Unknown` when either is exceeded — never `Valid` for a history it did not finish.
 
 use super::model::{Model, RegisterModel, RegisterOp};
-use super::{
-    apply_history_problems, as_int, count_ops, listed, narrowest, CheckResult, Validity,
-};
+use super::{apply_history_problems, as_int, count_ops, listed, narrowest, CheckResult, Validity};
 use crate::history::{History, PairedOp};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -199,7 +197,7 @@ impl LinSet {
                 }
                 let ones = (self.words[w] >> (p % 64)).trailing_ones() as usize;
                 p += ones;
-                if ones == 0 || p % 64 != 0 {
+                if ones == 0 || !p.is_multiple_of(64) {
                     break;
                 }
             }
@@ -250,10 +248,13 @@ struct CacheEntry<S> {
     state: S,
 }
 
+/// Entries sharing one combined hash: the first inline, collisions in the vector.
+type Bucket<S> = (CacheEntry<S>, Vec<CacheEntry<S>>);
+
 /// Memo cache of explored configurations, keyed by a combined hash; entries with the same
 /// hash share a bucket (the first inline, so the common case allocates once).
 struct Cache<S> {
-    buckets: HashMap<u64, (CacheEntry<S>, Vec<CacheEntry<S>>), BuildHasherDefault<FxHasher>>,
+    buckets: HashMap<u64, Bucket<S>, BuildHasherDefault<FxHasher>>,
     len: usize,
 }
 
@@ -383,7 +384,11 @@ pub fn search<M: Model>(
         let node = pos as u32 + 1;
         nodes[node as usize] = Node {
             prev: node - 1,
-            next: if pos + 1 < entries.len() { node + 1 } else { NIL },
+            next: if pos + 1 < entries.len() {
+                node + 1
+            } else {
+                NIL
+            },
             id,
             matching: NIL,
             is_call: !is_return,
@@ -419,7 +424,8 @@ pub fn search<M: Model>(
                     "time budget exhausted after {} steps ({} of {n} operations linearized at \
                      best)",
                     stats.iterations,
-                    best.as_ref().map_or(calls.len(), |b| b.depth.max(calls.len()))
+                    best.as_ref()
+                        .map_or(calls.len(), |b| b.depth.max(calls.len()))
                 );
                 return (SearchOutcome::Unknown(reason), stats);
             }
@@ -540,7 +546,11 @@ fn prepare_key<'a>(key: u64, history_ops: &[&'a PairedOp]) -> Result<KeyOps<'a>,
                 "index {}: {} {what}: {}",
                 p.invoke_index,
                 p.f,
-                if p.f == "read" { &p.value } else { &p.invoke_value }
+                if p.f == "read" {
+                    &p.value
+                } else {
+                    &p.invoke_value
+                }
             )
         };
         let op = match p.f.as_str() {
@@ -549,9 +559,9 @@ fn prepare_key<'a>(key: u64, history_ops: &[&'a PairedOp]) -> Result<KeyOps<'a>,
                 Value::Null => RegisterOp::Read(None),
                 v => RegisterOp::Read(Some(as_int(v).ok_or_else(|| bad("value is not an int"))?)),
             },
-            "write" => {
-                RegisterOp::Write(as_int(&p.invoke_value).ok_or_else(|| bad("value is not an int"))?)
-            }
+            "write" => RegisterOp::Write(
+                as_int(&p.invoke_value).ok_or_else(|| bad("value is not an int"))?,
+            ),
             _ => {
                 let pair = p
                     .invoke_value
@@ -683,7 +693,11 @@ fn impossible_read(k: &KeyOps) -> Option<KeyVerdict> {
 /// Explain a search failure: the operation that could not be linearized, the operations that
 /// put the register in its state and that wrote the value the operation expected, and the
 /// time window spanning them.
-fn explain_failure(k: &KeyOps, failure: &Failure<Option<i64>>, model: &RegisterModel) -> KeyVerdict {
+fn explain_failure(
+    k: &KeyOps,
+    failure: &Failure<Option<i64>>,
+    model: &RegisterModel,
+) -> KeyVerdict {
     let x = &k.ops[failure.op];
     let mut involved: Vec<usize> = vec![failure.op];
     // The last linearized operation that wrote the current state.
@@ -715,7 +729,11 @@ fn explain_failure(k: &KeyOps, failure: &Failure<Option<i64>>, model: &RegisterM
     }
     involved.sort_unstable();
     involved.dedup();
-    let start = involved.iter().map(|&i| k.ops[i].call).min().unwrap_or(x.call);
+    let start = involved
+        .iter()
+        .map(|&i| k.ops[i].call)
+        .min()
+        .unwrap_or(x.call);
     let end = involved
         .iter()
         .map(|&i| k.ops[i].ret.unwrap_or(k.ops[i].call))
@@ -769,9 +787,15 @@ fn check_key(k: &KeyOps, deadline: Instant, opts: &LinearizabilityOptions) -> Ke
     }
 }
 
-fn check_register_named(name: &str, history: &History, opts: &LinearizabilityOptions) -> CheckResult {
+fn check_register_named(
+    name: &str,
+    history: &History,
+    opts: &LinearizabilityOptions,
+) -> CheckResult {
     let started = Instant::now();
-    let deadline = started.checked_add(opts.budget).unwrap_or(started + Duration::from_secs(86_400 * 365));
+    let deadline = started
+        .checked_add(opts.budget)
+        .unwrap_or(started + Duration::from_secs(86_400 * 365));
     let op_counts = count_ops(&history.ops, |o| REGISTER_FS.contains(&o.f.as_str()));
     let ignored = history
         .ops
@@ -806,7 +830,9 @@ fn check_register_named(name: &str, history: &History, opts: &LinearizabilityOpt
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(k) = jobs.get(i) else { break };
                 let r = check_key(k, deadline, opts);
-                done.lock().unwrap_or_else(|e| e.into_inner()).push((k.key, r));
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((k.key, r));
             });
         }
     });

@@ -64,9 +64,11 @@ impl Model for RegisterModel {
             RegisterOp::Read(v) => (v == *state).then_some(*state),
             RegisterOp::Write(v) => Some(Some(v)),
             RegisterOp::Cas { old, new } => (*state == Some(old)).then_some(Some(new)),
-            RegisterOp::CasInfo { old, new } => {
-                Some(if *state == Some(old) { Some(new) } else { *state })
-            }
+            RegisterOp::CasInfo { old, new } => Some(if *state == Some(old) {
+                Some(new)
+            } else {
+                *state
+            }),
         }
     }
 
@@ -76,11 +78,9 @@ impl Model for RegisterModel {
             None => "nothing (never written)".to_string(),
         };
         match *op {
-            RegisterOp::Read(v) => format!(
-                "read {} but the register holds {}",
-                show(&v),
-                show(state)
-            ),
+            RegisterOp::Read(v) => {
+                format!("read {} but the register holds {}", show(&v), show(state))
+            }
             RegisterOp::Cas { old, new } => format!(
                 "cas {old}->{new} succeeded but the register holds {}",
                 show(state)

@@ -89,7 +89,8 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             }
             match adds.get(&e) {
                 None => {
-                    out.unexpected.push(json!({"key": key, "element": e, "read": r.describe()}));
+                    out.unexpected
+                        .push(json!({"key": key, "element": e, "read": r.describe()}));
                     out.windows.push(span(&[r]));
                 }
                 Some(a) if a.is_fail() => {
@@ -100,7 +101,8 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             }
         }
         if !dups.is_empty() {
-            out.duplicated.push(json!({"key": key, "elements": dups, "read": r.describe()}));
+            out.duplicated
+                .push(json!({"key": key, "elements": dups, "read": r.describe()}));
             out.windows.push(span(&[r]));
         }
     }
@@ -131,7 +133,9 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
             continue;
         }
         if a.complete_time.unwrap_or(a.invoke_time) < f.invoke_time {
-            out.lost.push(json!({"key": key, "element": e, "add": a.describe(), "final_read": f.describe()}));
+            out.lost.push(
+                json!({"key": key, "element": e, "add": a.describe(), "final_read": f.describe()}),
+            );
             out.windows.push(span(&[a, f]));
         } else {
             out.unconfirmed.push(json!({"key": key, "element": e, "add": a.describe(), "reason": "acknowledged after the final read began"}));
@@ -215,10 +219,13 @@ pub fn check_set(history: &History) -> CheckResult {
     details.insert("keys".into(), json!(keys));
     details.insert("final_reads".into(), json!(out.final_reads));
     details.insert("recovered_count".into(), json!(out.recovered));
-    for (name, v) in classes
-        .iter()
-        .chain([("unconfirmed", &out.unconfirmed), ("malformed", &out.malformed)].iter())
-    {
+    for (name, v) in classes.iter().chain(
+        [
+            ("unconfirmed", &out.unconfirmed),
+            ("malformed", &out.malformed),
+        ]
+        .iter(),
+    ) {
         details.insert(format!("{name}_count"), json!(v.len()));
         details.insert(name.to_string(), json!(listed(v)));
     }
