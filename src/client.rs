@@ -3,7 +3,9 @@
 //! of whether a failed request may have been applied.
 
 use crate::protocol::frame::{encode_frame, read_frame, MAX_MSG_BODY, TYPE_MSG};
-use crate::protocol::message::{field, info1, info2, info3, op, parse_as_msg, AsMsg, Field, MsgHeader, MsgOp};
+use crate::protocol::message::{
+    field, info1, info2, info3, op, parse_as_msg, AsMsg, Field, MsgHeader, MsgOp,
+};
 use crate::protocol::particle::{value_from_wire, value_to_wire, Null};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,7 +70,11 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(addr: SocketAddr, timeout: Duration) -> Connection {
-        Connection { addr, stream: None, timeout }
+        Connection {
+            addr,
+            stream: None,
+            timeout,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -84,7 +90,9 @@ impl Connection {
             s.set_nodelay(true).ok();
             self.stream = Some(s);
         }
-        self.stream.as_mut().ok_or_else(|| ClientError::NotSent("no connection".into()))
+        self.stream
+            .as_mut()
+            .ok_or_else(|| ClientError::NotSent("no connection".into()))
     }
 
     /// Send one AS_MSG frame and read its answer. Any failure after sending drops the
@@ -94,7 +102,10 @@ impl Connection {
         let stream = self.stream().await?;
         let result = tokio::time::timeout(timeout, async {
             stream.write_all(frame).await.map_err(|e| e.to_string())?;
-            let f = read_frame(stream, MAX_MSG_BODY).await.map_err(|e| e.to_string())?.ok_or_else(|| "connection closed".to_string())?;
+            let f = read_frame(stream, MAX_MSG_BODY)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "connection closed".to_string())?;
             decode_reply(&f.body)
         })
         .await;
@@ -106,22 +117,47 @@ impl Connection {
             }
             Err(_) => {
                 self.stream = None;
-                Err(ClientError::NoAnswer(format!("no answer from {} within {timeout:?}", self.addr)))
+                Err(ClientError::NoAnswer(format!(
+                    "no answer from {} within {timeout:?}",
+                    self.addr
+                )))
             }
         }
     }
 
-    pub async fn get(&mut self, ns: &str, set: &str, key: &UserKey, mode: ReadMode) -> Result<Reply, ClientError> {
+    pub async fn get(
+        &mut self,
+        ns: &str,
+        set: &str,
+        key: &UserKey,
+        mode: ReadMode,
+    ) -> Result<Reply, ClientError> {
         let info3 = match mode {
             ReadMode::Linearize => info3::SC_READ_TYPE,
             ReadMode::AllowReplica => info3::SC_READ_RELAX,
         };
-        let header = MsgHeader { info1: info1::READ | info1::GET_ALL, info3, transaction_ttl: self.timeout.as_millis() as u32, ..Default::default() };
+        let header = MsgHeader {
+            info1: info1::READ | info1::GET_ALL,
+            info3,
+            transaction_ttl: self.timeout.as_millis() as u32,
+            ..Default::default()
+        };
         self.call(&encode(header, ns, set, key, &[])).await
     }
 
-    pub async fn operate(&mut self, ns: &str, set: &str, key: &UserKey, ops: &[Operation], opts: WriteOptions) -> Result<Reply, ClientError> {
-        let mut header = MsgHeader { info2: info2::WRITE, transaction_ttl: self.timeout.as_millis() as u32, ..Default::default() };
+    pub async fn operate(
+        &mut self,
+        ns: &str,
+        set: &str,
+        key: &UserKey,
+        ops: &[Operation],
+        opts: WriteOptions,
+    ) -> Result<Reply, ClientError> {
+        let mut header = MsgHeader {
+            info2: info2::WRITE,
+            transaction_ttl: self.timeout.as_millis() as u32,
+            ..Default::default()
+        };
         if let Some(g) = opts.expect_generation {
             header.info2 |= info2::GENERATION;
             header.generation = u32::from(g);
@@ -159,12 +195,33 @@ pub fn encode(header: MsgHeader, ns: &str, set: &str, key: &UserKey, ops: &[Oper
     let msg = AsMsg {
         header,
         fields: vec![
-            Field { kind: field::NAMESPACE, data: ns.as_bytes() },
-            Field { kind: field::SET, data: set.as_bytes() },
-            Field { kind: field::KEY, data: &kf },
-            Field { kind: field::DIGEST, data: &digest },
+            Field {
+                kind: field::NAMESPACE,
+                data: ns.as_bytes(),
+            },
+            Field {
+                kind: field::SET,
+                data: set.as_bytes(),
+            },
+            Field {
+                kind: field::KEY,
+                data: &kf,
+            },
+            Field {
+                kind: field::DIGEST,
+                data: &digest,
+            },
         ],
-        ops: values.iter().map(|(code, name, particle, v)| MsgOp { op: *code, particle: *particle, flags: 0, name: name.as_bytes(), value: v }).collect(),
+        ops: values
+            .iter()
+            .map(|(code, name, particle, v)| MsgOp {
+                op: *code,
+                particle: *particle,
+                flags: 0,
+                name: name.as_bytes(),
+                value: v,
+            })
+            .collect(),
     };
     let mut body = Vec::new();
     // Our own messages are always encodable (few fields, short names).
@@ -176,10 +233,16 @@ fn decode_reply(body: &[u8]) -> Result<Reply, String> {
     let msg = parse_as_msg(body).map_err(|e| e.to_string())?;
     let mut bins = Vec::new();
     for o in &msg.ops {
-        let v = value_from_wire(o.particle, o.value, Null::Allowed).map_err(|c| format!("bad value in reply: {c:?}"))?;
+        let v = value_from_wire(o.particle, o.value, Null::Allowed)
+            .map_err(|c| format!("bad value in reply: {c:?}"))?;
         bins.push((String::from_utf8_lossy(o.name).into_owned(), v));
     }
-    Ok(Reply { code: msg.header.result_code, generation: msg.header.generation, void_time: msg.header.record_ttl, bins })
+    Ok(Reply {
+        code: msg.header.result_code,
+        generation: msg.header.generation,
+        void_time: msg.header.record_ttl,
+        bins,
+    })
 }
 
 /// The result code meaning "in doubt" for writes (TIMEOUT).

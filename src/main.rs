@@ -75,6 +75,9 @@ struct ServeArgs {
     heartbeat_ms: u64,
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
+    /// Snapshot a group (and purge its log) after this many applied entries.
+    #[arg(long, default_value_t = 20_000)]
+    snapshot_every: u64,
     /// Longest a request waits for a leader, a quorum or a commit.
     #[arg(long, default_value_t = 5000)]
     request_timeout_ms: u64,
@@ -133,7 +136,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         heartbeat_ms: a.heartbeat_ms,
         election_timeout_min_ms: a.election_timeout_ms,
         election_timeout_max_ms: a.election_timeout_ms * 2,
-        ..Default::default()
+        snapshot_every: a.snapshot_every,
     };
     let config = NodeConfig {
         node_id: a.node_id,

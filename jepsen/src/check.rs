@@ -13,7 +13,13 @@ pub struct Verdict {
     pub summary: String,
 }
 
-pub fn check_and_report(out: &Path, workload: Workload, run: &RunOutput, budget: Duration, meta: serde_json::Value) -> anyhow::Result<Verdict> {
+pub fn check_and_report(
+    out: &Path,
+    workload: Workload,
+    run: &RunOutput,
+    budget: Duration,
+    meta: serde_json::Value,
+) -> anyhow::Result<Verdict> {
     write_jsonl(out.join("history.jsonl"), &run.ops)?;
     write_nemesis_jsonl(out.join("nemesis.jsonl"), &run.events)?;
     let history = History::from_ops(&run.ops);
@@ -29,8 +35,16 @@ pub fn check_and_report(out: &Path, workload: Workload, run: &RunOutput, budget:
 }
 
 /// The checkers of a workload, plus availability per fault (informational).
-pub fn check_workload(workload: Workload, history: &History, events: &[crate::history::NemesisEvent], budget: Duration) -> Vec<CheckResult> {
-    let lin = LinearizabilityOptions { budget, ..Default::default() };
+pub fn check_workload(
+    workload: Workload,
+    history: &History,
+    events: &[crate::history::NemesisEvent],
+    budget: Duration,
+) -> Vec<CheckResult> {
+    let lin = LinearizabilityOptions {
+        budget,
+        ..Default::default()
+    };
     let main = match workload {
         Workload::Register => linearizable::check_register(history, &lin),
         Workload::CasRegister => linearizable::check_cas_register(history, &lin),
@@ -38,5 +52,8 @@ pub fn check_workload(workload: Workload, history: &History, events: &[crate::hi
         Workload::Append => checker::append::check_append(history),
         Workload::Set => checker::set::check_set(history),
     };
-    vec![main, checker::availability::check_availability(history, events)]
+    vec![
+        main,
+        checker::availability::check_availability(history, events),
+    ]
 }

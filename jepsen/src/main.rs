@@ -62,7 +62,9 @@ enum Cmd {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let code = match real_main() {
@@ -76,10 +78,26 @@ fn main() {
 }
 
 fn real_main() -> anyhow::Result<i32> {
-    let Cmd::Test { nodes, workload, nemesis, time_limit, concurrency, seed, out, read_mode, binary, base_port, check_budget } = Cli::parse().command;
+    let Cmd::Test {
+        nodes,
+        workload,
+        nemesis,
+        time_limit,
+        concurrency,
+        seed,
+        out,
+        read_mode,
+        binary,
+        base_port,
+        check_budget,
+    } = Cli::parse().command;
     anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
-    anyhow::ensure!(binary.exists(), "strato binary {} not found (build it with `cargo build --release`)", binary.display());
+    anyhow::ensure!(
+        binary.exists(),
+        "strato binary {} not found (build it with `cargo build --release`)",
+        binary.display()
+    );
     let faults = Fault::parse_list(&nemesis)?;
     let opts = Options {
         nodes,
@@ -98,13 +116,16 @@ fn real_main() -> anyhow::Result<i32> {
         op_timeout: Duration::from_secs(3),
         check_budget: Duration::from_secs(check_budget),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let output = rt.block_on(runner::run(&opts))?;
     let meta = serde_json::json!({
         "nodes": nodes, "workload": workload, "nemesis": nemesis, "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
     });
-    let verdict = jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;
+    let verdict =
+        jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;
     println!("{}", verdict.summary);
     Ok(verdict.exit_code)
 }

@@ -40,10 +40,30 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn push(&mut self, process: u64, kind: OpType, f: &str, key: u64, value: Json, node: &str, error: Option<String>) {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        process: u64,
+        kind: OpType,
+        f: &str,
+        key: u64,
+        value: Json,
+        node: &str,
+        error: Option<String>,
+    ) {
         let index = self.ops.len() as u64;
         let time = self.t0.elapsed().as_nanos() as u64;
-        self.ops.push(Op { index, process, kind, f: f.to_string(), key, value, time, node: Some(node.to_string()), error });
+        self.ops.push(Op {
+            index,
+            process,
+            kind,
+            f: f.to_string(),
+            key,
+            value,
+            time,
+            node: Some(node.to_string()),
+            error,
+        });
     }
 }
 
@@ -54,10 +74,16 @@ pub struct RunOutput {
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
     let mut spec = ClusterSpec::new(opts.nodes, &opts.binary, opts.out.join("cluster"));
     spec.base_port = opts.base_port;
-    spec.extra_args = vec!["--groups".into(), "8".into(), "--request-timeout-ms".into(), "2000".into()];
+    spec.extra_args = vec![
+        "--groups".into(),
+        "8".into(),
+        "--request-timeout-ms".into(),
+        "2000".into(),
+    ];
     if opts.read_mode == ReadMode::AllowReplica {
         spec.extra_args.push("--allow-relaxed-reads".into());
     }
@@ -73,8 +99,14 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
     let addrs: Vec<SocketAddr> = cluster.service_addrs();
     let t0 = Instant::now();
     let until = t0 + opts.time_limit;
-    let recorder = Arc::new(Mutex::new(Recorder { t0, ops: Vec::new() }));
-    let generator = Arc::new(Mutex::new(Generator::new(opts.workload, SmallRng::seed_from_u64(opts.seed))));
+    let recorder = Arc::new(Mutex::new(Recorder {
+        t0,
+        ops: Vec::new(),
+    }));
+    let generator = Arc::new(Mutex::new(Generator::new(
+        opts.workload,
+        SmallRng::seed_from_u64(opts.seed),
+    )));
 
     let mut clients = Vec::new();
     for p in 0..opts.concurrency {
@@ -83,16 +115,37 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
         let node = p % addrs.len();
         let addr = addrs[node];
         clients.push(tokio::spawn(async move {
-            let mut rng = SmallRng::seed_from_u64(opts.seed ^ (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = SmallRng::seed_from_u64(
+                opts.seed ^ (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let mut conn = Connection::new(addr, opts.op_timeout);
             let mut process = p as u64;
             let name = format!("n{}", node + 1);
             while Instant::now() < until {
-                let inv: Invocation = generator.lock().map(|mut g| g.next()).unwrap_or_else(|e| e.into_inner().next());
-                record(&recorder, process, OpType::Invoke, inv.f, inv.key, inv.value.clone(), &name, None);
-                let (kind, value, error) = invoke(&mut conn, opts.workload, &inv, opts.read_mode).await;
-                let value = if kind == OpType::Ok { value } else { inv.value.clone() };
-                record(&recorder, process, kind, inv.f, inv.key, value, &name, error);
+                let inv: Invocation = generator
+                    .lock()
+                    .map(|mut g| g.next_invocation())
+                    .unwrap_or_else(|e| e.into_inner().next_invocation());
+                record(
+                    &recorder,
+                    process,
+                    OpType::Invoke,
+                    inv.f,
+                    inv.key,
+                    inv.value.clone(),
+                    &name,
+                    None,
+                );
+                let (kind, value, error) =
+                    invoke(&mut conn, opts.workload, &inv, opts.read_mode).await;
+                let value = if kind == OpType::Ok {
+                    value
+                } else {
+                    inv.value.clone()
+                };
+                record(
+                    &recorder, process, kind, inv.f, inv.key, value, &name, error,
+                );
                 if kind == OpType::Info {
                     // A process whose op is in doubt never issues another (Jepsen's rule): a
                     // fresh process id takes its place.
@@ -107,7 +160,10 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
     for c in clients {
         let _ = c.await;
     }
-    cluster.final_heal(Duration::from_secs(60)).await.context("healing the cluster after the run")?;
+    cluster
+        .final_heal(Duration::from_secs(60))
+        .await
+        .context("healing the cluster after the run")?;
 
     // Final reads of every key through every node, recorded like any other read.
     let keys = generator.lock().map(|g| g.keys()).unwrap_or_default();
@@ -116,28 +172,69 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
         let mut conn = Connection::new(*addr, opts.op_timeout);
         let name = format!("n{}", n + 1);
         for &key in &keys {
-            let inv = Invocation { f: "read", key, value: Json::Null };
+            let inv = Invocation {
+                f: "read",
+                key,
+                value: Json::Null,
+            };
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let process = final_process + n as u64;
-                record(&recorder, process, OpType::Invoke, inv.f, key, Json::Null, &name, None);
-                let (kind, value, error) = invoke(&mut conn, opts.workload, &inv, ReadMode::Linearize).await;
+                record(
+                    &recorder,
+                    process,
+                    OpType::Invoke,
+                    inv.f,
+                    key,
+                    Json::Null,
+                    &name,
+                    None,
+                );
+                let (kind, value, error) =
+                    invoke(&mut conn, opts.workload, &inv, ReadMode::Linearize).await;
                 let ok = kind == OpType::Ok;
-                record(&recorder, process, kind, inv.f, key, if ok { value } else { Json::Null }, &name, error);
+                record(
+                    &recorder,
+                    process,
+                    kind,
+                    inv.f,
+                    key,
+                    if ok { value } else { Json::Null },
+                    &name,
+                    error,
+                );
                 if ok {
                     break;
                 }
-                anyhow::ensure!(Instant::now() < deadline, "final read of key {key} through node {} kept failing", n + 1);
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "final read of key {key} through node {} kept failing",
+                    n + 1
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
-    let ops = std::mem::take(&mut recorder.lock().map_err(|_| anyhow::anyhow!("recorder poisoned"))?.ops);
+    let ops = std::mem::take(
+        &mut recorder
+            .lock()
+            .map_err(|_| anyhow::anyhow!("recorder poisoned"))?
+            .ops,
+    );
     Ok(RunOutput { ops, events })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn record(r: &Mutex<Recorder>, process: u64, kind: OpType, f: &str, key: u64, value: Json, node: &str, error: Option<String>) {
+fn record(
+    r: &Mutex<Recorder>,
+    process: u64,
+    kind: OpType,
+    f: &str,
+    key: u64,
+    value: Json,
+    node: &str,
+    error: Option<String>,
+) {
     if let Ok(mut r) = r.lock() {
         r.push(process, kind, f, key, value, node, error);
     }

@@ -5,8 +5,8 @@ use crate::history::OpType;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Value as Json};
-use strato::client::{ClientError, Connection, Operation, ReadMode, Reply, WriteOptions, IN_DOUBT};
 use storage::record::{ResultCode, UserKey, Value};
+use strato::client::{ClientError, Connection, Operation, ReadMode, Reply, WriteOptions, IN_DOUBT};
 
 pub const NAMESPACE: &str = "test";
 pub const SET: &str = "jepsen";
@@ -49,7 +49,14 @@ impl Generator {
             Workload::Append => (3, 150),
             Workload::Set => (2, 400),
         };
-        Generator { workload, rng, next_value: 1, active: (0..window).map(|k| (k, 0)).collect(), next_key: window, per_key }
+        Generator {
+            workload,
+            rng,
+            next_value: 1,
+            active: (0..window).map(|k| (k, 0)).collect(),
+            next_key: window,
+            per_key,
+        }
     }
 
     fn key(&mut self) -> u64 {
@@ -68,23 +75,67 @@ impl Generator {
         self.next_value
     }
 
-    pub fn next(&mut self) -> Invocation {
+    pub fn next_invocation(&mut self) -> Invocation {
         let key = self.key();
         let read = self.rng.gen_bool(0.5);
         match self.workload {
-            Workload::Register if read => Invocation { f: "read", key, value: Json::Null },
-            Workload::Register => Invocation { f: "write", key, value: json!(self.unique()) },
-            Workload::CasRegister => match self.rng.gen_range(0..3) {
-                0 => Invocation { f: "read", key, value: Json::Null },
-                1 => Invocation { f: "write", key, value: json!(self.rng.gen_range(0..5)) },
-                _ => Invocation { f: "cas", key, value: json!([self.rng.gen_range(0..5), self.rng.gen_range(0..5)]) },
+            Workload::Register if read => Invocation {
+                f: "read",
+                key,
+                value: Json::Null,
             },
-            Workload::Counter if self.rng.gen_bool(0.2) => Invocation { f: "read", key, value: Json::Null },
-            Workload::Counter => Invocation { f: "incr", key, value: json!(self.rng.gen_range(1..5)) },
-            Workload::Append if self.rng.gen_bool(0.3) => Invocation { f: "read", key, value: Json::Null },
-            Workload::Append => Invocation { f: "append", key, value: json!(self.unique()) },
-            Workload::Set if self.rng.gen_bool(0.05) => Invocation { f: "read", key, value: Json::Null },
-            Workload::Set => Invocation { f: "add", key, value: json!(self.unique()) },
+            Workload::Register => Invocation {
+                f: "write",
+                key,
+                value: json!(self.unique()),
+            },
+            Workload::CasRegister => match self.rng.gen_range(0..3) {
+                0 => Invocation {
+                    f: "read",
+                    key,
+                    value: Json::Null,
+                },
+                1 => Invocation {
+                    f: "write",
+                    key,
+                    value: json!(self.rng.gen_range(0..5)),
+                },
+                _ => Invocation {
+                    f: "cas",
+                    key,
+                    value: json!([self.rng.gen_range(0..5), self.rng.gen_range(0..5)]),
+                },
+            },
+            Workload::Counter if self.rng.gen_bool(0.2) => Invocation {
+                f: "read",
+                key,
+                value: Json::Null,
+            },
+            Workload::Counter => Invocation {
+                f: "incr",
+                key,
+                value: json!(self.rng.gen_range(1..5)),
+            },
+            Workload::Append if self.rng.gen_bool(0.3) => Invocation {
+                f: "read",
+                key,
+                value: Json::Null,
+            },
+            Workload::Append => Invocation {
+                f: "append",
+                key,
+                value: json!(self.unique()),
+            },
+            Workload::Set if self.rng.gen_bool(0.05) => Invocation {
+                f: "read",
+                key,
+                value: Json::Null,
+            },
+            Workload::Set => Invocation {
+                f: "add",
+                key,
+                value: json!(self.unique()),
+            },
         }
     }
 
@@ -116,14 +167,25 @@ fn write_failed(e: ClientError) -> Completion {
 fn write_code(r: &Reply) -> Option<Completion> {
     match r.code {
         0 => None,
-        IN_DOUBT => Some((OpType::Info, Json::Null, Some("server: in doubt (9)".into()))),
-        c => Some((OpType::Fail, Json::Null, Some(format!("server: result code {c}")))),
+        IN_DOUBT => Some((
+            OpType::Info,
+            Json::Null,
+            Some("server: in doubt (9)".into()),
+        )),
+        c => Some((
+            OpType::Fail,
+            Json::Null,
+            Some(format!("server: result code {c}")),
+        )),
     }
 }
 
 fn parse_list(v: Option<&Value>) -> Vec<u64> {
     match v {
-        Some(Value::Str(b)) => String::from_utf8_lossy(b).split(',').filter_map(|s| s.parse().ok()).collect(),
+        Some(Value::Str(b)) => String::from_utf8_lossy(b)
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -133,12 +195,22 @@ async fn read(conn: &mut Connection, k: u64, mode: ReadMode) -> Result<Option<Re
     match conn.get(NAMESPACE, SET, &key(k), mode).await {
         Ok(r) if r.code == 0 => Ok(Some(r)),
         Ok(r) if r.code == ResultCode::NotFound as u8 => Ok(None),
-        Ok(r) => Err((OpType::Fail, Json::Null, Some(format!("server: result code {}", r.code)))),
+        Ok(r) => Err((
+            OpType::Fail,
+            Json::Null,
+            Some(format!("server: result code {}", r.code)),
+        )),
         Err(e) => Err(read_failed(e)),
     }
 }
 
-async fn write(conn: &mut Connection, k: u64, ops: &[Operation], opts: WriteOptions, value: Json) -> Completion {
+async fn write(
+    conn: &mut Connection,
+    k: u64,
+    ops: &[Operation],
+    opts: WriteOptions,
+    value: Json,
+) -> Completion {
     match conn.operate(NAMESPACE, SET, &key(k), ops, opts).await {
         Ok(r) => write_code(&r).unwrap_or((OpType::Ok, value, None)),
         Err(e) => write_failed(e),
@@ -146,7 +218,12 @@ async fn write(conn: &mut Connection, k: u64, ops: &[Operation], opts: WriteOpti
 }
 
 /// Run one invocation against the node behind `conn`.
-pub async fn invoke(conn: &mut Connection, workload: Workload, inv: &Invocation, mode: ReadMode) -> Completion {
+pub async fn invoke(
+    conn: &mut Connection,
+    workload: Workload,
+    inv: &Invocation,
+    mode: ReadMode,
+) -> Completion {
     let k = inv.key;
     match (workload, inv.f) {
         (Workload::Register | Workload::CasRegister, "read") => match read(conn, k, mode).await {
@@ -159,7 +236,14 @@ pub async fn invoke(conn: &mut Connection, workload: Workload, inv: &Invocation,
         },
         (Workload::Register | Workload::CasRegister, "write") => {
             let v = inv.value.as_i64().unwrap_or_default();
-            write(conn, k, &[Operation::Put("v".into(), Value::Int(v))], WriteOptions::default(), inv.value.clone()).await
+            write(
+                conn,
+                k,
+                &[Operation::Put("v".into(), Value::Int(v))],
+                WriteOptions::default(),
+                inv.value.clone(),
+            )
+            .await
         }
         (Workload::CasRegister, "cas") => {
             let old = inv.value[0].as_i64().unwrap_or_default();
@@ -172,12 +256,28 @@ pub async fn invoke(conn: &mut Connection, workload: Workload, inv: &Invocation,
             let Some(r) = current.filter(|r| r.bin("v") == Some(&Value::Int(old))) else {
                 return (OpType::Fail, Json::Null, Some("value differs".into()));
             };
-            let opts = WriteOptions { expect_generation: Some(r.generation as u16) };
-            write(conn, k, &[Operation::Put("v".into(), Value::Int(new))], opts, inv.value.clone()).await
+            let opts = WriteOptions {
+                expect_generation: Some(r.generation as u16),
+            };
+            write(
+                conn,
+                k,
+                &[Operation::Put("v".into(), Value::Int(new))],
+                opts,
+                inv.value.clone(),
+            )
+            .await
         }
         (Workload::Counter, "incr") => {
             let d = inv.value.as_i64().unwrap_or_default();
-            write(conn, k, &[Operation::Incr("c".into(), d)], WriteOptions::default(), inv.value.clone()).await
+            write(
+                conn,
+                k,
+                &[Operation::Incr("c".into(), d)],
+                WriteOptions::default(),
+                inv.value.clone(),
+            )
+            .await
         }
         (Workload::Counter, "read") => match read(conn, k, mode).await {
             Ok(Some(r)) => match r.bin("c") {
@@ -197,6 +297,10 @@ pub async fn invoke(conn: &mut Connection, workload: Workload, inv: &Invocation,
             Ok(None) => (OpType::Ok, json!(Vec::<u64>::new()), None),
             Err(c) => c,
         },
-        (_, f) => (OpType::Fail, Json::Null, Some(format!("workload has no operation {f}"))),
+        (_, f) => (
+            OpType::Fail,
+            Json::Null,
+            Some(format!("workload has no operation {f}")),
+        ),
     }
 }

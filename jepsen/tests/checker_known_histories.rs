@@ -1244,5 +1244,12 @@ fn report_writes_results_summary_and_self_contained_html() {
             || html.contains("http://www.w3.org/2000/svg")
     );
     assert!(!html.contains("https://"));
+    // Nothing at all: still a readable report, no panic.
+    write_report(&dir, &[], &[], &[], Value::Null).unwrap();
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        html.contains("UNKNOWN") && html.contains("<svg"),
+        "no checker is not a pass"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -35,10 +35,11 @@ impl RaftConfig {
             // Pre-vote keeps a node that was partitioned away from disrupting a healthy leader.
             enable_pre_vote: Some(true),
             max_payload_entries: 1024,
-            purge_batch_size: 512,
+            purge_batch_size: self.snapshot_every.clamp(1, 512),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             replication_lag_threshold: self.snapshot_every * 2,
-            max_in_snapshot_log_to_keep: 1000,
+            // Keep some log behind a snapshot so briefly lagging followers catch up from the log.
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
             install_snapshot_timeout: 5000,
             ..Default::default()
         };

@@ -111,8 +111,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let current = self.snapshots.load(self.group).map_err(io::Error::other)?;
         let ours = match &current {
             Some((m, _)) => {
-                decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id)
-                    == Some(meta.last_log_id)
+                decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id) == Some(meta.last_log_id)
             }
             None => false,
         };
@@ -120,6 +119,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             self.snapshots
                 .save(self.group, &encode(meta)?, &snapshot)
                 .map_err(io::Error::other)?;
+            tracing::info!(group = self.group, last_log_id = ?meta.last_log_id, records = store.len(), "installed a snapshot from the leader");
         }
         *self.records.write().map_err(|_| poisoned())? = store;
         self.last_applied = meta.last_log_id;

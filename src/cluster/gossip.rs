@@ -75,11 +75,17 @@ const PROBE_RTT: Duration = Duration::from_millis(200);
 /// A suspected member that does not refute suspicion within this time is declared down.
 const SUSPECT_TO_DOWN: Duration = Duration::from_millis(1500);
 
-/// First delay before rejoining after the cluster declared us down; doubles on every
-/// consecutive attempt up to [`REJOIN_BACKOFF_MAX`], so a rejoin that keeps failing costs a
-/// handful of datagrams, not a storm.
+/// Delay before the second rejoin attempt after the cluster declared us down (the first one is
+/// immediate); doubles on every consecutive attempt up to [`REJOIN_BACKOFF_MAX`], so a rejoin
+/// that keeps being refused costs a handful of datagrams, not a storm.
 const REJOIN_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const REJOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A rejoin this long after the previous one counts as a first attempt again.
+const REJOIN_QUIET: Duration = Duration::from_secs(60);
+
+/// Minimum interval between two `TurnUndead` messages to one destination (see
+/// [`Core::throttled`]).
+const TURN_UNDEAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long foca remembers a down member. Our own member map never forgets (and keeps
 /// announcing to down members), so this only bounds how long a stale identity that beats a
@@ -346,6 +352,12 @@ impl NodeIdentity {
         self.node
             .map(|node| (self.lift, node.generation, self.bump, node.node_id))
     }
+
+    /// [`Self::rank`], then every other field: a strict total order on distinct identities.
+    fn order_key(&self) -> Option<(Rank, u64, SocketAddr, SocketAddr)> {
+        let node = self.node?;
+        Some((self.rank()?, self.cluster, node.service, node.fabric))
+    }
 }
 
 impl fmt::Debug for NodeIdentity {
@@ -388,8 +400,14 @@ impl foca::Identity for NodeIdentity {
 
     /// A real node always beats a placeholder at its address; between real identities the
     /// higher rank (newer generation) wins, which is how a restart replaces the old entry.
+    ///
+    /// The order must be strict and total over *distinct* identities: foca lets a conflicting
+    /// update replace the known identity unless the known one wins, so a tie (say, the same
+    /// generation republished with another fabric address, or a corrupted copy) would make
+    /// each node keep whichever copy it heard last, flip-flopping forever. Hence the
+    /// tie-break on the remaining fields.
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        match (self.rank(), adversary.rank()) {
+        match (self.order_key(), adversary.order_key()) {
             (Some(mine), Some(theirs)) => mine > theirs,
             (Some(_), None) => true,
             (None, _) => false,
@@ -488,6 +506,8 @@ struct Core {
     /// rejoin must beat. Peers talk to the identity they believe lives at our address, and foca
     /// drops datagrams for another identity without telling us, so we peek at the header.
     seen_at_our_address: Option<Rank>,
+    /// When we last sent a `TurnUndead` to each address (see [`Core::throttled`]).
+    turn_undead_sent: BTreeMap<SocketAddr, Instant>,
 }
 
 impl Core {
@@ -541,6 +561,7 @@ impl Core {
             rejoin_backoff: REJOIN_BACKOFF_MIN,
             last_rejoin: None,
             seen_at_our_address: None,
+            turn_undead_sent: BTreeMap::new(),
         };
         core.schedule(now, Tick::AnnounceSeeds);
         core
@@ -584,7 +605,7 @@ impl Core {
         let Some(payload) = unseal(self.cluster, data) else {
             return Err(Dropped::BadTag);
         };
-        self.observe_destination(payload);
+        self.observe_destination(payload, now);
         let result = self.foca.handle_data(payload, &mut self.runtime);
         // Drain even on error: foca may have applied part of the packet first.
         self.drain(now);
@@ -592,12 +613,20 @@ impl Core {
     }
 
     /// Remember which identity the sender addressed at our address (`seen_at_our_address`).
-    fn observe_destination(&mut self, payload: &[u8]) {
+    /// If it outranks ours, that peer prefers a stale identity of this address and will refuse
+    /// us: rejoin above it now rather than after its next `TurnUndead`.
+    fn observe_destination(&mut self, payload: &[u8], now: Instant) {
         let Ok(header) = Codec::<NodeIdentity>::decode_header(&mut PostcardCodec, payload) else {
             return;
         };
-        if header.dst.gossip == self.local_addr {
-            self.seen_at_our_address = self.seen_at_our_address.max(header.dst.rank());
+        if header.dst.gossip != self.local_addr {
+            return;
+        }
+        let addressed = header.dst.rank();
+        self.seen_at_our_address = self.seen_at_our_address.max(addressed);
+        if addressed > self.foca.identity().rank() {
+            tracing::debug!(addressed = ?header.dst, "peer addresses a stale identity that outranks ours");
+            self.schedule_rejoin(now);
         }
     }
 
@@ -655,17 +684,19 @@ impl Core {
         self.schedule(now + every, Tick::AnnounceSeeds);
     }
 
+    /// Rejoin at once the first time (like foca's auto-renew, so a false suspicion costs one
+    /// round trip), then with a doubling backoff while rejoins keep being refused.
     fn schedule_rejoin(&mut self, now: Instant) {
         if self.rejoin_pending || self.left {
             return;
         }
-        // A rejoin that held for a while resets the backoff; a rejoin that is refused again at
-        // once doubles it.
-        let recent = self
+        let quiet = self
             .last_rejoin
-            .is_some_and(|at| now.saturating_duration_since(at) < REJOIN_BACKOFF_MAX * 2);
-        if !recent {
+            .is_none_or(|at| now.saturating_duration_since(at) >= REJOIN_QUIET);
+        if quiet {
             self.rejoin_backoff = REJOIN_BACKOFF_MIN;
+            self.rejoin(now);
+            return;
         }
         self.rejoin_pending = true;
         self.schedule(now + self.rejoin_backoff, Tick::Rejoin);
@@ -725,52 +756,91 @@ impl Core {
         if self.left {
             return;
         }
+        // Set first: leaving makes foca report us `Defunct`, which must not trigger a rejoin.
+        self.left = true;
         if let Err(error) = self.foca.leave_cluster(&mut self.runtime) {
             tracing::debug!(%error, "leave_cluster");
         }
         self.drain(now);
-        self.left = true;
         self.timers.clear();
     }
 
     /// Move everything foca produced into the outbox, the timer queue and the member map.
     fn drain(&mut self, now: Instant) {
-        while let Some((to, payload)) = self.runtime.to_send() {
-            self.outbox
-                .push_back((to.gossip, seal(self.cluster, &payload)));
-        }
-        while let Some((after, timer)) = self.runtime.to_schedule() {
-            self.schedule(now + after, Tick::Foca(timer));
-        }
-        let mut membership_changed = false;
-        while let Some(notification) = self.runtime.to_notify() {
-            match notification {
-                OwnedNotification::MemberUp(id) => {
-                    tracing::info!(member = ?id, "member up");
-                    membership_changed = true;
+        loop {
+            while let Some((to, payload)) = self.runtime.to_send() {
+                if self.throttled(to.gossip, &payload, now) {
+                    continue;
                 }
-                OwnedNotification::MemberDown(id) => {
-                    tracing::info!(member = ?id, "member down");
-                    membership_changed = true;
-                }
-                OwnedNotification::Rename(old, new) => {
-                    tracing::info!(?old, ?new, "member replaced by a newer identity");
-                    membership_changed = true;
-                }
-                OwnedNotification::Active => tracing::info!("joined the cluster"),
-                OwnedNotification::Idle => tracing::info!("no live member known"),
-                OwnedNotification::Defunct => {
-                    tracing::info!("declared down by the cluster; will rejoin");
-                    self.schedule_rejoin(now);
-                }
-                OwnedNotification::Rejoin(id) => {
-                    tracing::info!(identity = ?id, "declared down by the cluster; rejoined")
+                self.outbox
+                    .push_back((to.gossip, seal(self.cluster, &payload)));
+            }
+            while let Some((after, timer)) = self.runtime.to_schedule() {
+                self.schedule(now + after, Tick::Foca(timer));
+            }
+            let mut notifications = Vec::new();
+            while let Some(notification) = self.runtime.to_notify() {
+                notifications.push(notification);
+            }
+            if notifications.is_empty() {
+                return;
+            }
+            let mut membership_changed = false;
+            for notification in notifications {
+                match notification {
+                    OwnedNotification::MemberUp(id) => {
+                        tracing::info!(member = ?id, "member up");
+                        membership_changed = true;
+                    }
+                    OwnedNotification::MemberDown(id) => {
+                        tracing::info!(member = ?id, "member down");
+                        membership_changed = true;
+                    }
+                    OwnedNotification::Rename(old, new) => {
+                        tracing::info!(?old, ?new, "member replaced by a newer identity");
+                        membership_changed = true;
+                    }
+                    OwnedNotification::Active => tracing::info!("joined the cluster"),
+                    OwnedNotification::Idle => tracing::info!("no live member known"),
+                    OwnedNotification::Defunct => {
+                        tracing::info!("declared down by the cluster; will rejoin");
+                        self.schedule_rejoin(now);
+                    }
+                    OwnedNotification::Rejoin(id) => {
+                        tracing::info!(identity = ?id, "declared down by the cluster; rejoined")
+                    }
                 }
             }
+            if membership_changed {
+                self.refresh_members();
+            }
+            // A rejoin may have produced more output: go round again.
         }
-        if membership_changed {
-            self.refresh_members();
+    }
+
+    /// At most one `TurnUndead` per destination per [`TURN_UNDEAD_INTERVAL`]. Two nodes that
+    /// believe each other down answer each other's `TurnUndead` with another one, forever
+    /// (foca replies `TurnUndead` to any message from a member it believes down, including a
+    /// `TurnUndead`); found by the fuzz test. foca's immediate auto-renew used to end it after
+    /// one round; with our own (backed-off) rejoin this limit does.
+    fn throttled(&mut self, to: SocketAddr, payload: &[u8], now: Instant) -> bool {
+        let Ok(header) = Codec::<NodeIdentity>::decode_header(&mut PostcardCodec, payload) else {
+            return false;
+        };
+        if header.message != foca::Message::TurnUndead {
+            return false;
         }
+        if let Some(&at) = self.turn_undead_sent.get(&to) {
+            if now.saturating_duration_since(at) < TURN_UNDEAD_INTERVAL {
+                return true;
+            }
+        }
+        if self.turn_undead_sent.len() >= 1024 {
+            self.turn_undead_sent
+                .retain(|_, at| now.saturating_duration_since(*at) < TURN_UNDEAD_INTERVAL);
+        }
+        self.turn_undead_sent.insert(to, now);
+        false
     }
 
     /// Rebuild the member map from foca's full membership state. Deriving it from the state
@@ -1104,6 +1174,15 @@ mod tests {
             ..bumped.clone()
         };
         assert!(lifted.win_addr_conflict(&restarted));
+        // Same rank, other fields differ: exactly one of the two wins.
+        let moved = NodeIdentity {
+            node: Some(Published {
+                fabric: addr(4),
+                ..real.node.unwrap()
+            }),
+            ..real.clone()
+        };
+        assert!(moved.win_addr_conflict(&real) != real.win_addr_conflict(&moved));
     }
 
     /// Regression (found by the fuzz test): a datagram claiming a newer identity of node 2 at

@@ -109,8 +109,12 @@ pub struct CheckResult {
     pub op_counts: BTreeMap<String, OpCounts>,
 }
 
-/// The combined verdict of several checkers (`Valid` for none).
+/// The combined verdict of several checkers; `Unknown` when there are none, since "nothing
+/// was checked" must not read as a pass.
 pub fn overall(results: &[CheckResult]) -> Validity {
+    if results.is_empty() {
+        return Validity::Unknown;
+    }
     results
         .iter()
         .fold(Validity::Valid, |acc, r| acc.merge(r.valid))
