@@ -119,7 +119,16 @@ fn real_main() -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let output = rt.block_on(runner::run(&opts))?;
+    let output = rt.block_on(async {
+        tokio::select! {
+            r = runner::run(&opts) => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Interrupted: leave no namespaces, bridges or servers behind.
+                jepsen::net::teardown_all_live();
+                anyhow::bail!("interrupted")
+            }
+        }
+    })?;
     let meta = serde_json::json!({
         "nodes": nodes, "workload": workload, "nemesis": nemesis, "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),

@@ -11,7 +11,7 @@
 //!
 //! # How it works
 //!
-//! * Every node publishes a [`NodeIdentity`] through foca: node id, service and fabric address,
+//! * Every node publishes a `NodeIdentity` through foca: node id, service and fabric address,
 //!   the caller's restart `generation`, and a hash of the cluster name. Putting the addresses in
 //!   the identity (rather than in custom broadcasts) means a member is never known without its
 //!   addresses, and a restart (new generation) is a new identity that *wins the address
@@ -23,12 +23,20 @@
 //!   network. Garbage, truncated and oversized datagrams are dropped before foca sees them, or
 //!   rejected by foca's decoder; nothing on this path may panic (fuzzed by a proptest).
 //! * Seeds are announced to through *placeholder* identities (no node id), which always lose the
-//!   address conflict against the real node living at that address. While we know no live
-//!   member we announce to every seed (and every known-down member) every
-//!   [`SEED_RETRY_ALONE`]; once connected, seeds that are not live members are still
-//!   re-announced every [`SEED_RETRY_CONNECTED`], so a seed that starts after us, or a
-//!   partition that heals, is always found eventually.
-//! * The protocol state machine ([`Core`]) is synchronous and takes "now" as an argument: it
+//!   address conflict against the real node living at that address. Every seed and every
+//!   known node believed down is re-announced to, every [`SEED_RETRY_ALONE`] while we know no
+//!   live member and every [`SEED_RETRY_CONNECTED`] once connected, so a seed that starts
+//!   after us, a node started alone whose seeds are down, or a partition that heals, always
+//!   finds the others eventually.
+//! * Rejoining after being declared down (a pause, a false suspicion) is ours, not foca's
+//!   auto-renew, which livelocks when the renewed identity still loses; see
+//!   `Core::rejoin`. A node whose generation went backwards (wiped data directory) still
+//!   rejoins: at its own address it outranks any stale identity (`lift`).
+//! * foca pitfalls handled here, each found by the fuzz tests: a tie in
+//!   `win_addr_conflict` flip-flops members (the order is made strict), two nodes that believe
+//!   each other down answer `TurnUndead` with `TurnUndead` forever (throttled), and immediate
+//!   auto-renew ping-pongs with a peer that prefers a stale identity (backed-off rejoin).
+//! * The protocol state machine (`Core`) is synchronous and takes "now" as an argument: it
 //!   owns foca, a timer queue and an outbox, and never touches a socket or a clock. The async
 //!   driver only moves datagrams and timer deadlines between it and tokio. This keeps the logic
 //!   deterministic (the RNG is seeded from node id + generation, timers use
@@ -98,8 +106,8 @@ const EXPECTED_CLUSTER_SIZE: u32 = 32;
 /// Re-announce interval to seeds (and known-down members) while we know no live member.
 pub const SEED_RETRY_ALONE: Duration = Duration::from_millis(500);
 
-/// Re-announce interval to seeds that are not live members once we are connected: a seed
-/// that starts later than us, or a healed partition, is still found.
+/// Re-announce interval to seeds (and known-down members) that are not live members once we
+/// are connected: a seed that starts later than us, or a healed partition, is still found.
 pub const SEED_RETRY_CONNECTED: Duration = Duration::from_secs(5);
 
 /// Configuration of one gossip endpoint.
@@ -120,7 +128,8 @@ pub struct GossipConfig {
     /// Other nodes' gossip addresses; our own address is ignored if present.
     pub seeds: Vec<SocketAddr>,
     /// Restart counter chosen by the caller (higher = newer incarnation). A restarted node
-    /// must use a higher generation so that peers replace its old entry at once.
+    /// should use a higher generation so that peers replace its old entry at once (a lower
+    /// one still gets in, one refusal round later, with a warning).
     pub generation: u64,
 }
 
@@ -652,7 +661,8 @@ impl Core {
         }
     }
 
-    /// Announce to seeds (and, when alone, to members we believe down) and re-arm the timer.
+    /// Announce to seeds and to members we believe down that are not live, and re-arm the
+    /// timer: fast while we know no live member, slowly once connected.
     fn announce_seeds(&mut self, now: Instant) {
         let alone = self.foca.num_members() == 0;
         let live: BTreeSet<SocketAddr> = self.foca.iter_members().map(|m| m.id().gossip).collect();
