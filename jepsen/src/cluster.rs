@@ -492,6 +492,7 @@ impl Cluster {
         let pid = self.pid(i).context("no pid")?;
         signal(pid, libc::SIGSTOP)?;
         self.procs[i].paused = true;
+        wait_stopped(pid);
         info!(node = %Self::node_name(i), pid, "node paused");
         Ok(())
     }
@@ -760,5 +761,29 @@ mod tests {
         assert_eq!(m.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
         assert!(parse_master_bitmap("test:1,1").is_err());
         assert!(parse_master_bitmap("garbage").is_err());
+    }
+}
+
+/// SIGSTOP is delivered asynchronously: a thread on a CPU may run on briefly. Wait (bounded)
+/// until every thread of `pid` is in the stopped state, so a pause is in force when it returns.
+fn wait_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        let all_stopped = tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(") ")
+                        .map(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+                })
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
