@@ -31,9 +31,14 @@ pub async fn handle_message(node: &Arc<Node>, body: &[u8], hops: u32) -> Vec<u8>
         Ok(m) => m,
         Err(_) => return error(node, ResultCode::Parameter),
     };
+    // Answer a little before the client gives up, so it hears our verdict (not applied, or
+    // in doubt) instead of timing out on its own.
     let server_timeout = match msg.header.transaction_ttl {
         0 => node.config.request_timeout,
-        ms => Duration::from_millis(u64::from(ms)).min(node.config.request_timeout),
+        ms => {
+            let ms = u64::from(ms);
+            Duration::from_millis(ms - (ms / 10).min(200)).min(node.config.request_timeout)
+        }
     };
     let req = match decode_request(&msg) {
         Ok(r) => r,
