@@ -1,6 +1,10 @@
 //! A small Aerospike-protocol client for one node: what the Jepsen harness and tools use to
 //! talk to Strato exactly as any client would, with explicit timeouts and an honest account
 //! of whether a failed request may have been applied.
+//!
+//! [`Cluster`] adds what a real Aerospike client does on top of [`Connection`]: it learns the
+//! partition map from every node's `replicas` answer (and the nodes from `peers-clear-std`)
+//! and sends each request straight to its partition's leader (`strato bench` uses it).
 
 use crate::protocol::frame::{encode_frame, read_frame, MAX_MSG_BODY, TYPE_MSG};
 use crate::protocol::message::{
@@ -390,12 +394,16 @@ struct PartitionTable {
     regime: Vec<u32>,
     /// Per partition: every node holding a replica (leader first), for relaxed reads.
     replicas: Vec<Vec<u16>>,
+    /// Per node: answered the last refresh (requests without a known leader go only to
+    /// such nodes, which forward them).
+    alive: Vec<bool>,
 }
 
 impl PartitionTable {
     fn new(nodes: Vec<SocketAddr>) -> PartitionTable {
         let n = usize::from(storage::record::PARTITIONS);
         PartitionTable {
+            alive: vec![false; nodes.len()],
             nodes,
             leader: vec![NO_NODE; n],
             regime: vec![0; n],
@@ -408,6 +416,7 @@ impl PartitionTable {
             Some(i) => i as u16,
             None => {
                 self.nodes.push(addr);
+                self.alive.push(false);
                 (self.nodes.len() - 1) as u16
             }
         }
@@ -426,6 +435,30 @@ impl PartitionTable {
                 self.replicas[i].push(me);
             }
         }
+    }
+
+    /// Where to send a request for partition `p`: its leader; for relaxed reads, any of its
+    /// replicas (chosen by `spread`); with no known leader, any node that answered the last
+    /// refresh with its groups loaded (it forwards to the leader once there is one).
+    fn route(&self, p: u16, mode: Option<ReadMode>, spread: usize) -> Option<SocketAddr> {
+        let i = usize::from(p);
+        let pick = match mode {
+            Some(ReadMode::AllowReplica) if !self.replicas[i].is_empty() => {
+                self.replicas[i][spread % self.replicas[i].len()]
+            }
+            _ if self.leader[i] != NO_NODE => self.leader[i],
+            _ => {
+                let alive: Vec<u16> = (0..self.nodes.len() as u16)
+                    .filter(|n| self.alive[usize::from(*n)])
+                    .collect();
+                match alive.len() {
+                    0 if self.nodes.is_empty() => return None,
+                    0 => (spread % self.nodes.len()) as u16,
+                    n => alive[spread % n],
+                }
+            }
+        };
+        self.nodes.get(usize::from(pick)).copied()
     }
 
     fn led(&self) -> usize {
@@ -507,25 +540,36 @@ impl Cluster {
         let answers = futures::future::join_all(known.iter().map(|a| {
             let host = a.to_string();
             let cmds = &cmds;
-            async move {
-                crate::info_client::request(&host, cmds, self.shared.timeout)
-                    .await
-                    .ok()
-            }
+            async move { crate::info_client::request(&host, cmds, self.shared.timeout).await }
         }))
         .await;
+        let old = self.table();
         let mut table = PartitionTable::new(known.clone());
         let mut answered = 0;
+        let mut busy = Vec::new();
         let mut discovered = Vec::new();
         for (addr, answer) in known.iter().zip(answers) {
-            let Some(answer) = answer else { continue };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    // Connected but no answer in time: busy, not dead (a refused connection
+                    // means the node is down and its claims are void).
+                    if e.to_string().contains("within") {
+                        busy.push(*addr);
+                    }
+                    continue;
+                }
+            };
             answered += 1;
             let get = |k: &str| answer.iter().find(|(c, _)| c == k).map(|(_, v)| v.as_str());
             discovered.extend(parse_peers(get("peers-clear-std").unwrap_or_default()));
-            // A node that does not hold its groups yet (-1) claims nothing.
+            // A node that does not hold its groups yet (-1) claims nothing and cannot even
+            // forward (it answers 11), so it gets no requests.
             if get("partition-generation").and_then(|g| g.parse::<i64>().ok()) < Some(0) {
                 continue;
             }
+            let i = table.node_index(*addr);
+            table.alive[usize::from(i)] = true;
             let Ok(namespaces) = parse_replicas(get("replicas").unwrap_or_default()) else {
                 continue;
             };
@@ -543,6 +587,18 @@ impl Cluster {
         }
         for d in discovered {
             table.node_index(d);
+        }
+        // A node too busy to answer in time most likely still leads what it led: keep its
+        // old claims where no answering node claims the partition, rather than spraying
+        // those requests over every node for a second.
+        for p in 0..usize::from(storage::record::PARTITIONS) {
+            let Some(prev) = old.nodes.get(usize::from(old.leader[p])) else {
+                continue;
+            };
+            if table.leader[p] == NO_NODE && busy.contains(prev) {
+                table.leader[p] = table.node_index(*prev);
+                table.regime[p] = old.regime[p];
+            }
         }
         if let Ok(mut t) = self.shared.table.write() {
             *t = std::sync::Arc::new(table);
@@ -589,20 +645,9 @@ impl Cluster {
         t.nodes.get(usize::from(i)).copied()
     }
 
-    /// Where to send a request for partition `p`: its leader; for relaxed reads, any of its
-    /// replicas (chosen by `spread`); with no known leader, any node (it forwards).
+    /// Where to send a request for partition `p` (see [`PartitionTable::route`]).
     fn route(&self, p: u16, mode: Option<ReadMode>, spread: usize) -> Option<SocketAddr> {
-        let t = self.table();
-        let i = usize::from(p);
-        let pick = match mode {
-            Some(ReadMode::AllowReplica) if !t.replicas[i].is_empty() => {
-                t.replicas[i][spread % t.replicas[i].len()]
-            }
-            _ if t.leader[i] != NO_NODE => t.leader[i],
-            _ if !t.nodes.is_empty() => (spread % t.nodes.len()) as u16,
-            _ => return None,
-        };
-        t.nodes.get(usize::from(pick)).copied()
+        self.table().route(p, mode, spread)
     }
 
     /// A handle with its own connections (one per node), for one concurrent client task.
@@ -801,6 +846,36 @@ mod tests {
         assert_eq!(t.leader[100], 0);
         assert_eq!(t.led(), 4096);
         assert_eq!(t.replicas[100], vec![1, 0]);
+    }
+
+    #[test]
+    fn routes_to_leaders_else_to_live_nodes() {
+        let a: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:3010".parse().unwrap();
+        let c: SocketAddr = "127.0.0.1:3020".parse().unwrap();
+        let mut first_half = vec![0u8; BITMAP_BYTES];
+        first_half[..BITMAP_BYTES / 2].fill(0xff);
+        let mut t = PartitionTable::new(vec![a, b, c]);
+        t.merge(
+            b,
+            &NamespaceReplicas {
+                namespace: "test".into(),
+                regime: 1,
+                columns: vec![first_half, vec![0xff; BITMAP_BYTES]],
+            },
+        );
+        t.alive = vec![true, true, false];
+        // Led partitions go to their leader, whatever the spread.
+        for spread in 0..5 {
+            assert_eq!(t.route(7, None, spread), Some(b));
+            assert_eq!(t.route(7, Some(ReadMode::Linearize), spread), Some(b));
+        }
+        // Leaderless partitions go to live nodes only (c is down).
+        let picks: Vec<_> = (0..6).map(|s| t.route(4000, None, s).unwrap()).collect();
+        assert!(picks.contains(&a) && picks.contains(&b) && !picks.contains(&c));
+        // Relaxed reads may go to any replica the map knows of.
+        assert_eq!(t.route(4000, Some(ReadMode::AllowReplica), 3), Some(b));
+        assert!(PartitionTable::new(vec![]).route(0, None, 0).is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`cluster`] holds gossip discovery and the roster/placement of groups.
 
 pub mod balance;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod cluster;

@@ -34,6 +34,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
     },
+    /// Drive a Strato cluster (or etcd, with the `etcd` feature) with an asbench/YCSB-style
+    /// workload and report throughput and latency percentiles.
+    Bench(strato::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }),
+        Cmd::Bench(a) => rt.block_on(strato::bench::run(a)),
     }
 }
 

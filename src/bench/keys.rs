@@ -146,7 +146,9 @@ impl std::str::FromStr for Distribution {
             "uniform" => Ok(Distribution::Uniform),
             "zipfian" | "zipf" => Ok(Distribution::Zipfian),
             "latest" => Ok(Distribution::Latest),
-            _ => Err(format!("unknown distribution {s:?} (uniform, zipfian, latest)")),
+            _ => Err(format!(
+                "unknown distribution {s:?} (uniform, zipfian, latest)"
+            )),
         }
     }
 }
@@ -279,7 +281,10 @@ mod tests {
         let hottest = c.iter().position(|x| *x == sorted[0]).unwrap();
         assert_ne!(hottest, 0);
         let low: u64 = c[..(n / 2) as usize].iter().sum();
-        assert!(low > draws as u64 / 5 && low < draws as u64 * 4 / 5, "low half {low}");
+        assert!(
+            low > draws as u64 / 5 && low < draws as u64 * 4 / 5,
+            "low half {low}"
+        );
     }
 
     #[test]

@@ -119,17 +119,20 @@ impl ValueGen {
                 Value::Blob(storage::record::particle::BLOB, self.slice(rng, n).to_vec()),
             )],
             ValueSpec::Ycsb => {
-                let field = |i: usize| {
-                    Operation::Put(
-                        format!("field{i}"),
-                        Value::Str(self.slice(rng, YCSB_FIELD_LEN).to_vec()),
-                    )
-                };
-                if full {
-                    (0..YCSB_FIELDS).map(field).collect()
+                let fields: Vec<usize> = if full {
+                    (0..YCSB_FIELDS).collect()
                 } else {
-                    vec![field(rng.gen_range(0..YCSB_FIELDS))]
-                }
+                    vec![rng.gen_range(0..YCSB_FIELDS)]
+                };
+                fields
+                    .into_iter()
+                    .map(|i| {
+                        Operation::Put(
+                            format!("field{i}"),
+                            Value::Str(self.slice(rng, YCSB_FIELD_LEN).to_vec()),
+                        )
+                    })
+                    .collect()
             }
         }
     }
@@ -182,7 +185,9 @@ mod tests {
         assert_eq!(g.ops(&mut rng, false).len(), 1);
         assert_eq!(g.bytes(&mut rng).len(), 1000);
         let g = ValueGen::new(ValueSpec::Int, &mut rng);
-        assert!(matches!(&g.ops(&mut rng, false)[..], [Operation::Put(_, Value::Int(i))] if *i >= 1 << 24));
+        assert!(
+            matches!(&g.ops(&mut rng, false)[..], [Operation::Put(_, Value::Int(i))] if *i >= 1 << 24)
+        );
         let g = ValueGen::new(ValueSpec::Blob(0), &mut rng);
         assert_eq!(g.bytes(&mut rng).len(), 0);
     }

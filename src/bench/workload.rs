@@ -75,8 +75,12 @@ impl std::str::FromStr for Workload {
         };
         match s.to_ascii_uppercase().as_str() {
             "I" => Ok(Workload::Insert),
-            "A" | "B" | "C" | "D" | "F" => Ok(Workload::Ycsb(s.to_ascii_uppercase().as_bytes()[0] as char)),
-            "E" => Err("YCSB E needs ordered range scans, which a hash-partitioned store lacks".into()),
+            "A" | "B" | "C" | "D" | "F" => {
+                Ok(Workload::Ycsb(s.to_ascii_uppercase().as_bytes()[0] as char))
+            }
+            "E" => {
+                Err("YCSB E needs ordered range scans, which a hash-partitioned store lacks".into())
+            }
             u => match u.split_once(',') {
                 Some(("RU", p)) => Ok(Workload::ReadUpdate(pct(p)?)),
                 Some(("RR", p)) => Ok(Workload::ReadReplace(pct(p)?)),
