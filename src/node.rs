@@ -28,6 +28,7 @@ pub struct Node {
     pub fabric: Arc<Fabric>,
     pub members: Members,
     roster: RwLock<Option<Roster>>,
+    ready: std::sync::atomic::AtomicBool,
     log: Arc<dyn LogStore>,
     pub stats: Stats,
     pub started: Instant,
@@ -113,6 +114,7 @@ impl Node {
             fabric,
             members,
             roster: RwLock::new(None),
+            ready: std::sync::atomic::AtomicBool::new(false),
             log,
             stats: Stats::default(),
             started: Instant::now(),
@@ -187,6 +189,12 @@ impl Node {
     /// Open this node's groups; on a brand-new cluster, initialize those it preferably leads,
     /// so leadership starts out spread across nodes.
     async fn adopt_roster(&self, roster: Roster, fresh: bool) -> anyhow::Result<()> {
+        // Placement is known first, so requests arriving meanwhile are forwarded to replicas
+        // that hold their group instead of being refused; `ready` follows once groups are open.
+        *self
+            .roster
+            .write()
+            .map_err(|_| anyhow::anyhow!("roster lock poisoned"))? = Some(roster.clone());
         for g in roster.groups_of(self.config.node_id) {
             self.multi.open_group(group_id(0, g)).await?;
         }
@@ -203,11 +211,13 @@ impl Node {
                 }
             }
         }
-        *self
-            .roster
-            .write()
-            .map_err(|_| anyhow::anyhow!("roster lock poisoned"))? = Some(roster);
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Whether this node holds all its groups (clients are told to wait until then).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The group owning `partition` of the namespace, if the cluster has formed.

@@ -741,29 +741,6 @@ impl Drop for Cluster {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_master_bitmap() {
-        let mut map = [0u8; 512];
-        map[0] = 0x80; // partition 0
-        map[1] = 0x01; // partition 15
-        let b64 = base64::engine::general_purpose::STANDARD.encode(map);
-        let empty = base64::engine::general_purpose::STANDARD.encode([0u8; 512]);
-        let answer = format!("test:7,2,{b64},{empty}");
-        let m = parse_master_bitmap(&answer).unwrap();
-        assert!(bitmap_has(&m, 0));
-        assert!(bitmap_has(&m, 15));
-        assert!(!bitmap_has(&m, 1));
-        assert!(!bitmap_has(&m, 4095));
-        assert_eq!(m.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
-        assert!(parse_master_bitmap("test:1,1").is_err());
-        assert!(parse_master_bitmap("garbage").is_err());
-    }
-}
-
 /// SIGSTOP is delivered asynchronously: a thread on a CPU may run on briefly. Wait (bounded)
 /// until every thread of `pid` is in the stopped state, so a pause is in force when it returns.
 fn wait_stopped(pid: u32) {
@@ -785,5 +762,28 @@ fn wait_stopped(pid: u32) {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_master_bitmap() {
+        let mut map = [0u8; 512];
+        map[0] = 0x80; // partition 0
+        map[1] = 0x01; // partition 15
+        let b64 = base64::engine::general_purpose::STANDARD.encode(map);
+        let empty = base64::engine::general_purpose::STANDARD.encode([0u8; 512]);
+        let answer = format!("test:7,2,{b64},{empty}");
+        let m = parse_master_bitmap(&answer).unwrap();
+        assert!(bitmap_has(&m, 0));
+        assert!(bitmap_has(&m, 15));
+        assert!(!bitmap_has(&m, 1));
+        assert!(!bitmap_has(&m, 4095));
+        assert_eq!(m.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
+        assert!(parse_master_bitmap("test:1,1").is_err());
+        assert!(parse_master_bitmap("garbage").is_err());
     }
 }

@@ -92,7 +92,7 @@ fn ownership(node: &Node, roster: &Roster) -> Vec<(Option<NodeId>, Vec<NodeId>, 
 /// -1 until the node holds its groups (clients skip such nodes); afterwards a counter that
 /// moves whenever this node's `replicas` answer would change.
 fn partition_generation(node: &Node) -> i64 {
-    if node.roster().is_none() {
+    if !node.is_ready() {
         return -1;
     }
     let fp = fingerprint(&replicas(node, true));

@@ -97,6 +97,26 @@ class Cluster:
         for i in range(1, self.n + 1):
             self.start(i)
         self.wait_ready()
+        self.warm_up()
+
+    def warm_up(self, keys=64, timeout=30.0):
+        """Write keys spread over every group until all succeed, so replication is flowing
+        before a test starts (leaders alone do not prove followers accept appends yet)."""
+        client = self.client(seed=self.live()[0], total_timeout=2000)
+        try:
+            pending = set(range(keys))
+
+            def write_all():
+                for k in list(pending):
+                    try:
+                        client.put(("test", "warmup", k), {"v": k})
+                        pending.discard(k)
+                    except aerospike.exception.AerospikeError:
+                        pass
+                return not pending
+            wait_until("writes to every group", write_all, timeout=timeout)
+        finally:
+            client.close()
 
     def kill(self, i, sig=signal.SIGKILL):
         p = self.procs.pop(i, None)
