@@ -97,6 +97,38 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        // Clients route by the leaders' claims: wait until every partition has one.
+        while self.masters_claimed().await < 4096 {
+            assert!(
+                Instant::now() < deadline,
+                "partitions without a leader after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many partitions some node claims to lead (column 0 of `replicas`).
+    pub async fn masters_claimed(&self) -> u32 {
+        use base64::Engine;
+        let mut claimed = [0u8; 512];
+        for i in 1..=self.nodes {
+            let Ok(answer) = self.info(i, "replicas").await else {
+                continue;
+            };
+            let Some((_, cols)) = answer.split(';').next().and_then(|ns| ns.split_once(':')) else {
+                continue;
+            };
+            let Some(master) = cols.split(',').nth(2) else {
+                continue;
+            };
+            let Ok(bitmap) = base64::engine::general_purpose::STANDARD.decode(master) else {
+                continue;
+            };
+            for (c, b) in claimed.iter_mut().zip(bitmap) {
+                *c |= b;
+            }
+        }
+        claimed.iter().map(|b| b.count_ones()).sum()
     }
 }
 
