@@ -220,9 +220,11 @@ async fn read(
             Ok(o) => return respond(node, &o),
             Err(ReadError::NotLeader(hint)) => hint,
             Err(ReadError::NoGroup) => None,
+            // Leadership could not be confirmed (it may be moving): retry, possibly
+            // elsewhere, until the deadline; a read has no effect to be in doubt about.
             Err(ReadError::Unavailable(why)) => {
-                tracing::debug!(group, %why, "read unavailable");
-                return error(node, ResultCode::Unavailable);
+                tracing::debug!(group, %why, "read could not confirm leadership");
+                None
             }
         };
         if hops < MAX_HOPS {
