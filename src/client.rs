@@ -136,16 +136,7 @@ impl Connection {
         key: &UserKey,
         mode: ReadMode,
     ) -> Result<Reply, ClientError> {
-        let info3 = match mode {
-            ReadMode::Linearize => info3::SC_READ_TYPE,
-            ReadMode::AllowReplica => info3::SC_READ_RELAX,
-        };
-        let header = MsgHeader {
-            info1: info1::READ | info1::GET_ALL,
-            info3,
-            transaction_ttl: self.timeout.as_millis() as u32,
-            ..Default::default()
-        };
+        let header = read_header(mode, self.timeout);
         self.call(&encode(header, ns, set, key, &[])).await
     }
 
@@ -167,6 +158,20 @@ impl Connection {
             header.generation = u32::from(g);
         }
         self.call(&encode(header, ns, set, key, ops)).await
+    }
+}
+
+/// The header of a whole-record read in the given mode.
+fn read_header(mode: ReadMode, timeout: Duration) -> MsgHeader {
+    let info3 = match mode {
+        ReadMode::Linearize => info3::SC_READ_TYPE,
+        ReadMode::AllowReplica => info3::SC_READ_RELAX,
+    };
+    MsgHeader {
+        info1: info1::READ | info1::GET_ALL,
+        info3,
+        transaction_ttl: timeout.as_millis() as u32,
+        ..Default::default()
     }
 }
 
@@ -727,16 +732,7 @@ impl ClusterSession {
         key: &UserKey,
         mode: ReadMode,
     ) -> Result<Reply, ClientError> {
-        let info3 = match mode {
-            ReadMode::Linearize => info3::SC_READ_TYPE,
-            ReadMode::AllowReplica => info3::SC_READ_RELAX,
-        };
-        let header = MsgHeader {
-            info1: info1::READ | info1::GET_ALL,
-            info3,
-            transaction_ttl: self.cluster.timeout().as_millis() as u32,
-            ..Default::default()
-        };
+        let header = read_header(mode, self.cluster.timeout());
         let digest = key.digest(set);
         let frame = encode_with_digest(header, self.cluster.namespace(), set, key, &digest, &[]);
         self.send(&digest, Some(mode), &frame).await
