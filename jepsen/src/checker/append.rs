@@ -28,8 +28,8 @@
 //! valid linearization, so the check is complete as well as sound.
 
 use super::{
-    apply_history_problems, as_int, as_int_list, count_ops, listed, narrowest, CheckResult,
-    Validity,
+    apply_history_problems, as_int, as_int_list, count_ops, element_anomalies, listed, narrowest,
+    span, CheckResult, Validity,
 };
 use crate::history::{History, PairedOp};
 use serde_json::{json, Value};
@@ -53,16 +53,6 @@ struct Findings {
     malformed: Vec<Value>,
     windows: Vec<(u64, u64)>,
     reads: usize,
-}
-
-fn span(ops: &[&PairedOp]) -> (u64, u64) {
-    let start = ops.iter().map(|o| o.invoke_time).min().unwrap_or(0);
-    let end = ops
-        .iter()
-        .map(|o| o.complete_time.unwrap_or(o.invoke_time))
-        .max()
-        .unwrap_or(start);
-    (start, end)
 }
 
 fn is_prefix(a: &[i64], b: &[i64]) -> bool {
@@ -110,32 +100,11 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
     out.reads += reads.len();
 
     // Element-level checks on every read.
-    for (r, list) in &reads {
-        let mut seen = HashSet::new();
-        let mut dups: Vec<i64> = Vec::new();
-        for &e in list {
-            if !seen.insert(e) && !dups.contains(&e) {
-                dups.push(e);
-            }
-            match appends.get(&e) {
-                None => {
-                    out.unexpected
-                        .push(json!({"key": key, "element": e, "read": r.describe()}));
-                    out.windows.push(span(&[r]));
-                }
-                Some(a) if a.is_fail() => {
-                    out.aborted.push(json!({"key": key, "element": e, "append": a.describe(), "read": r.describe()}));
-                    out.windows.push(span(&[a, r]));
-                }
-                _ => {}
-            }
-        }
-        if !dups.is_empty() {
-            out.duplicated
-                .push(json!({"key": key, "elements": dups, "read": r.describe()}));
-            out.windows.push(span(&[r]));
-        }
-    }
+    let found = element_anomalies(key, &reads, &appends, "append");
+    out.unexpected.extend(found.unexpected);
+    out.aborted.extend(found.aborted);
+    out.duplicated.extend(found.duplicated);
+    out.windows.extend(found.windows);
 
     // Structure: the longest read defines the order.
     let longest = reads

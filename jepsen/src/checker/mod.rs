@@ -194,3 +194,65 @@ pub(crate) const MAX_LISTED: usize = 20;
 pub(crate) fn listed<T: Clone>(items: &[T]) -> Vec<T> {
     items.iter().take(MAX_LISTED).cloned().collect()
 }
+
+/// The time range covered by `ops`, from the first invocation to the last completion.
+pub(crate) fn span(ops: &[&PairedOp]) -> (u64, u64) {
+    let start = ops.iter().map(|o| o.invoke_time).min().unwrap_or(0);
+    let end = ops
+        .iter()
+        .map(|o| o.complete_time.unwrap_or(o.invoke_time))
+        .max()
+        .unwrap_or(start);
+    (start, end)
+}
+
+/// Anomalies of single elements in the reads of a grow-only collection (an append list or
+/// a set), shared by both checkers: elements never attempted, from attempts that certainly
+/// failed, or present twice in one read.
+#[derive(Default)]
+pub(crate) struct ElementAnomalies {
+    pub unexpected: Vec<Value>,
+    pub aborted: Vec<Value>,
+    pub duplicated: Vec<Value>,
+    pub windows: Vec<(u64, u64)>,
+}
+
+/// Check every read's elements against the attempts that added them (`label` names the
+/// attempt in the report: "append" or "add").
+pub(crate) fn element_anomalies(
+    key: u64,
+    reads: &[(&PairedOp, Vec<i64>)],
+    attempts: &std::collections::HashMap<i64, &PairedOp>,
+    label: &str,
+) -> ElementAnomalies {
+    let mut out = ElementAnomalies::default();
+    for (r, list) in reads {
+        let mut seen = std::collections::HashSet::new();
+        let mut dups: Vec<i64> = Vec::new();
+        for &e in list {
+            if !seen.insert(e) && !dups.contains(&e) {
+                dups.push(e);
+            }
+            match attempts.get(&e) {
+                None => {
+                    out.unexpected
+                        .push(json!({"key": key, "element": e, "read": r.describe()}));
+                    out.windows.push(span(&[r]));
+                }
+                Some(a) if a.is_fail() => {
+                    let mut v = json!({"key": key, "element": e, "read": r.describe()});
+                    v[label] = a.describe();
+                    out.aborted.push(v);
+                    out.windows.push(span(&[a, r]));
+                }
+                _ => {}
+            }
+        }
+        if !dups.is_empty() {
+            out.duplicated
+                .push(json!({"key": key, "elements": dups, "read": r.describe()}));
+            out.windows.push(span(&[r]));
+        }
+    }
+    out
+}

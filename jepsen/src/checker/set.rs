@@ -13,8 +13,8 @@
 //! no `ok` read at all, cannot be confirmed: the verdict is then at best `Unknown`.
 
 use super::{
-    apply_history_problems, as_int, as_int_list, count_ops, listed, narrowest, CheckResult,
-    Validity,
+    apply_history_problems, as_int, as_int_list, count_ops, element_anomalies, listed, narrowest,
+    span, CheckResult, Validity,
 };
 use crate::history::{History, PairedOp};
 use serde_json::{json, Value};
@@ -34,16 +34,6 @@ struct Findings {
     recovered: usize,
     windows: Vec<(u64, u64)>,
     final_reads: usize,
-}
-
-fn span(ops: &[&PairedOp]) -> (u64, u64) {
-    let start = ops.iter().map(|o| o.invoke_time).min().unwrap_or(0);
-    let end = ops
-        .iter()
-        .map(|o| o.complete_time.unwrap_or(o.invoke_time))
-        .max()
-        .unwrap_or(start);
-    (start, end)
 }
 
 fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
@@ -80,32 +70,11 @@ fn check_key(key: u64, ops: &[&PairedOp], out: &mut Findings) {
         }
     }
 
-    for (r, list) in &reads {
-        let mut seen = HashSet::new();
-        let mut dups: Vec<i64> = Vec::new();
-        for &e in list {
-            if !seen.insert(e) && !dups.contains(&e) {
-                dups.push(e);
-            }
-            match adds.get(&e) {
-                None => {
-                    out.unexpected
-                        .push(json!({"key": key, "element": e, "read": r.describe()}));
-                    out.windows.push(span(&[r]));
-                }
-                Some(a) if a.is_fail() => {
-                    out.aborted.push(json!({"key": key, "element": e, "add": a.describe(), "read": r.describe()}));
-                    out.windows.push(span(&[a, r]));
-                }
-                _ => {}
-            }
-        }
-        if !dups.is_empty() {
-            out.duplicated
-                .push(json!({"key": key, "elements": dups, "read": r.describe()}));
-            out.windows.push(span(&[r]));
-        }
-    }
+    let found = element_anomalies(key, &reads, &adds, "add");
+    out.unexpected.extend(found.unexpected);
+    out.aborted.extend(found.aborted);
+    out.duplicated.extend(found.duplicated);
+    out.windows.extend(found.windows);
 
     let final_read = reads
         .iter()
