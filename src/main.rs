@@ -93,8 +93,15 @@ fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("seed {s:?} resolves to no address"))
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    // A readable one-line error (with its causes) and exit status 1, never a backtrace dump.
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("strato: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
