@@ -416,14 +416,7 @@ pub(crate) fn write_op_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::protocol::test_util::hex;
 
     /// §4.8 put `{"a": 1}` for key ("test","demo","k1"), without the proto header.
     fn put_body() -> Vec<u8> {

@@ -28,3 +28,16 @@ pub use request::{
     RequestError,
 };
 pub use response::{encode_error, encode_response};
+
+/// Helpers shared by the codec's unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Bytes from hex text, whitespace ignored (for the spec's hand-verified wire examples).
+    pub fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

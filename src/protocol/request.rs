@@ -512,14 +512,7 @@ pub fn ttl_to_void_time(
 mod tests {
     use super::super::message::{Field, MsgHeader};
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::protocol::test_util::hex;
 
     const DIGEST: &str = "b747f5854d0b33259928d0cfab7fad81d6abfbf6";
 

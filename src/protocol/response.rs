@@ -80,15 +80,8 @@ pub fn encode_response_msg(outcome: &Outcome, buf: &mut Vec<u8>) -> Result<(), M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::test_util::hex;
     use storage::record::Value;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn matches_the_spec_put_reply() {

@@ -160,23 +160,15 @@ async fn write(
             Err(WriteError::NotLeader(hint)) => hint,
             Err(WriteError::NoGroup) => None,
         };
-        if hops < MAX_HOPS {
-            if let Some(target) = forward_target(node, hint, &replicas, attempt) {
-                Stats::bump(&node.stats.forwarded);
-                match node.fabric.forward(target, hops + 1, body, remaining).await {
-                    Ok(reply) => return reply,
-                    Err(ForwardError::Unknown(why)) => {
-                        tracing::debug!(group, target, %why, "forwarded write in doubt");
-                        Stats::bump(&node.stats.in_doubt);
-                        return error(node, ResultCode::Timeout);
-                    }
-                    Err(ForwardError::NotSent(_)) => {}
-                }
+        match forward_or_pause(node, body, hops, hint, &replicas, attempt, deadline).await {
+            Some(Ok(reply)) => return reply,
+            Some(Err(why)) => {
+                tracing::debug!(group, %why, "forwarded write in doubt");
+                Stats::bump(&node.stats.in_doubt);
+                return error(node, ResultCode::Timeout);
             }
+            None => attempt += 1,
         }
-        attempt += 1;
-        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
     }
 }
 
@@ -227,20 +219,39 @@ async fn read(
                 None
             }
         };
-        if hops < MAX_HOPS {
-            if let Some(target) = forward_target(node, hint, &replicas, attempt) {
-                Stats::bump(&node.stats.forwarded);
-                match node.fabric.forward(target, hops + 1, body, remaining).await {
-                    Ok(reply) => return reply,
-                    Err(ForwardError::Unknown(_)) => return error(node, ResultCode::Timeout),
-                    Err(ForwardError::NotSent(_)) => {}
-                }
+        match forward_or_pause(node, body, hops, hint, &replicas, attempt, deadline).await {
+            Some(Ok(reply)) => return reply,
+            Some(Err(_)) => return error(node, ResultCode::Timeout),
+            None => attempt += 1,
+        }
+    }
+}
+
+/// Hand a request this node could not serve to the node that can (the leader hint, else a
+/// live replica), or pause before the next local attempt. `Some` is final: the other node's
+/// reply, or `Err` when the request was sent but no reply came (it may have been acted on).
+async fn forward_or_pause(
+    node: &Node,
+    body: &[u8],
+    hops: u32,
+    hint: Option<NodeId>,
+    replicas: &[NodeId],
+    attempt: usize,
+    deadline: Instant,
+) -> Option<Result<Vec<u8>, String>> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if hops < MAX_HOPS {
+        if let Some(target) = forward_target(node, hint, replicas, attempt) {
+            Stats::bump(&node.stats.forwarded);
+            match node.fabric.forward(target, hops + 1, body, remaining).await {
+                Ok(reply) => return Some(Ok(reply)),
+                Err(ForwardError::Unknown(why)) => return Some(Err(why)),
+                Err(ForwardError::NotSent(_)) => {}
             }
         }
-        attempt += 1;
-        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
     }
+    tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+    None
 }
 
 fn respond(node: &Node, o: &Outcome) -> Vec<u8> {

@@ -408,18 +408,25 @@ impl SledLogStore {
         Ok(last)
     }
 
-    fn last_index(&self, group: GroupId) -> Result<Option<LogIndex>> {
-        let last = self
-            .log
-            .range(log_key(group, 0)..=log_key(group, LogIndex::MAX))
-            .next_back();
-        match last {
+    /// The log index stored in a range item's key (None for no item).
+    fn index_of(
+        &self,
+        item: Option<sled::Result<(sled::IVec, sled::IVec)>>,
+    ) -> Result<Option<LogIndex>> {
+        match item {
             None => Ok(None),
             Some(kv) => {
                 let (k, _) = self.sled(kv)?;
                 Ok(Some(decode_log_key(&k)?.1))
             }
         }
+    }
+
+    fn last_index(&self, group: GroupId) -> Result<Option<LogIndex>> {
+        let mut range = self
+            .log
+            .range(log_key(group, 0)..=log_key(group, LogIndex::MAX));
+        self.index_of(range.next_back())
     }
 
     /// Removes the keys of `range`, in chunks, starting from the high end if `from_end`.
@@ -556,17 +563,10 @@ impl LogStore for SledLogStore {
 
     fn first_index(&self, group: GroupId) -> Result<Option<LogIndex>> {
         self.shared.check()?;
-        let first = self
+        let mut range = self
             .log
-            .range(log_key(group, 0)..=log_key(group, LogIndex::MAX))
-            .next();
-        match first {
-            None => Ok(None),
-            Some(kv) => {
-                let (k, _) = self.sled(kv)?;
-                Ok(Some(decode_log_key(&k)?.1))
-            }
-        }
+            .range(log_key(group, 0)..=log_key(group, LogIndex::MAX));
+        self.index_of(range.next())
     }
 
     fn put_meta(&self, group: GroupId, key: &str, value: Vec<u8>) -> Result<()> {
