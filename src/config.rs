@@ -22,6 +22,8 @@ pub struct NodeConfig {
     pub raft: RaftConfig,
     /// How long a request may wait for commit or leadership confirmation.
     pub request_timeout: Duration,
+    /// Pause of the write-ahead log's flusher after the first sync request (group commit).
+    pub wal_linger: Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use raft::{GroupId, MultiRaft, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use storage::log_store::{LogStore, SledLogStore, NODE_META_GROUP};
+use storage::log_store::{LogStore, SledLogStore, SledLogStoreOptions, NODE_META_GROUP};
 use storage::snapshot_file::SnapshotFiles;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,9 +46,14 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let log: Arc<dyn LogStore> = Arc::new(
-            SledLogStore::open(config.data_dir.join("log"), Default::default()).with_context(
-                || format!("opening the log store in {}", config.data_dir.display()),
-            )?,
+            SledLogStore::open(
+                config.data_dir.join("log"),
+                SledLogStoreOptions {
+                    flush_linger: config.wal_linger,
+                    ..Default::default()
+                },
+            )
+            .with_context(|| format!("opening the log store in {}", config.data_dir.display()))?,
         );
         let snapshots = Arc::new(
             SnapshotFiles::new(config.data_dir.join("snapshots"))
@@ -143,6 +148,11 @@ impl Node {
         tokio::spawn(crate::balance::run(node.clone()));
         tracing::info!(node = node.config.node_id, service = %node.config.service_addr(), "node started");
         Ok(node)
+    }
+
+    /// The write-ahead log's counters (fsyncs and how many requests they covered).
+    pub fn log_stats(&self) -> storage::log_store::LogStoreStats {
+        self.log.stats()
     }
 
     pub fn roster(&self) -> Option<Roster> {

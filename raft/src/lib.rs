@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod log_store;
+mod log_tail;
 pub mod multi_raft;
 pub mod network;
 pub mod rpc;

@@ -1,13 +1,14 @@
 //! openraft's log storage over the node's shared [`LogStore`]: one adapter per group, all
 //! writing into one database whose single flusher gives group commit across groups.
 
+use crate::log_tail::LogTail;
 use crate::types::{decode, encode, Entry, LogId, TypeConfig, Vote};
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use storage::log_store::{GroupId, LogStore};
 
 const META_VOTE: &str = "vote";
@@ -18,16 +19,51 @@ fn io_err(e: storage::error::Error) -> io::Error {
     io::Error::other(e)
 }
 
-/// One group's view of the node's log store.
+/// One group's view of the node's log store. Clones (the log readers openraft hands to
+/// replication) share the tail of recent entries.
 #[derive(Clone)]
 pub struct GroupLogStore {
     group: GroupId,
     store: Arc<dyn LogStore>,
+    tail: Arc<Mutex<LogTail>>,
 }
 
 impl GroupLogStore {
     pub fn new(group: GroupId, store: Arc<dyn LogStore>) -> GroupLogStore {
-        GroupLogStore { group, store }
+        GroupLogStore {
+            group,
+            store,
+            tail: Arc::default(),
+        }
+    }
+
+    fn tail(&self) -> MutexGuard<'_, LogTail> {
+        // The tail is only a cache: after a panic elsewhere, forget it rather than trust it.
+        self.tail.lock().unwrap_or_else(|e| {
+            let mut t = e.into_inner();
+            t.clear();
+            t
+        })
+    }
+
+    /// Runs a change of the stored log and mirrors it in the tail if it succeeded; a failed
+    /// change leaves the store in an unknown state, so the tail is emptied.
+    fn change<T>(
+        &self,
+        op: impl FnOnce() -> storage::error::Result<T>,
+        mirror: impl FnOnce(&mut LogTail),
+    ) -> io::Result<T> {
+        let mut tail = self.tail();
+        match op() {
+            Ok(v) => {
+                mirror(&mut tail);
+                Ok(v)
+            }
+            Err(e) => {
+                tail.clear();
+                Err(io_err(e))
+            }
+        }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
@@ -71,6 +107,9 @@ impl RaftLogReader<TypeConfig> for GroupLogStore {
             Bound::Excluded(e) => *e,
             Bound::Unbounded => u64::MAX,
         };
+        if let Some(hit) = self.tail().get(start, end) {
+            return Ok(hit);
+        }
         let raw = self.store.entries(self.group, start, end).map_err(io_err)?;
         raw.iter().map(|(_, b)| decode::<Entry>(b)).collect()
     }
@@ -121,28 +160,37 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = Vec::new();
+        let mut kept = Vec::new();
         for e in entries {
-            batch.push((e.log_id.index, encode(&e)?));
+            let bytes = encode(&e)?;
+            kept.push((e, bytes.len()));
+            batch.push((kept[kept.len() - 1].0.log_id.index, bytes));
         }
         // Readable as soon as this returns (openraft's contract); acknowledged only after the
         // flush that covers it, shared with every other group on the node.
-        self.store.append(self.group, batch).map_err(io_err)?;
+        self.change(
+            || self.store.append(self.group, batch),
+            |tail| tail.append(kept),
+        )?;
         self.store
             .sync(Box::new(move |r| callback.io_completed(r.map_err(io_err))));
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        self.store
-            .truncate_after(self.group, last_log_id.map(|l| l.index))
-            .map_err(io_err)
+        let last = last_log_id.map(|l| l.index);
+        self.change(
+            || self.store.truncate_after(self.group, last),
+            |tail| tail.truncate_after(last),
+        )
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         // Record the purge point first, so a crash in between never leaves a hole unexplained.
         self.put_meta(META_PURGED, &log_id)?;
-        self.store
-            .purge_upto(self.group, log_id.index)
-            .map_err(io_err)
+        self.change(
+            || self.store.purge_upto(self.group, log_id.index),
+            |tail| tail.purge_upto(log_id.index),
+        )
     }
 }

@@ -224,6 +224,7 @@ fn statistics(node: &Node) -> String {
     let (objects, _) = record_counts(node);
     let members = node.members.borrow();
     let cluster_size = members.values().filter(|m| m.up).count();
+    let wal = node.log_stats();
     let leaders = node
         .multi
         .groups()
@@ -245,6 +246,9 @@ fn statistics(node: &Node) -> String {
         ("client_in_doubt", Stats::get(&s.in_doubt)),
         ("proxied_requests", Stats::get(&s.forwarded)),
         ("info_requests", Stats::get(&s.info_requests)),
+        ("wal_fsyncs", wal.flushes),
+        ("wal_synced_requests", wal.synced_requests),
+        ("wal_fsync_bytes", wal.flushed_bytes),
     ]
     .iter()
     .map(|(k, v)| format!("{k}={v}"))

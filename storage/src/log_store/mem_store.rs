@@ -177,15 +177,6 @@ impl MemLogStore {
         self.lock().fail_next_sync = true;
     }
 
-    /// Counters for metrics (one "flush" per successful sync).
-    pub fn stats(&self) -> LogStoreStats {
-        let inner = self.lock();
-        LogStoreStats {
-            poisoned: inner.poisoned,
-            ..inner.stats
-        }
-    }
-
     /// Runs a write: checks poison, applies it to the visible state and records it.
     fn write(&self, op: Op) -> Result<()> {
         let mut inner = self.lock();
@@ -227,6 +218,15 @@ impl Drop for MemLogStore {
 }
 
 impl LogStore for MemLogStore {
+    /// One "flush" per successful sync.
+    fn stats(&self) -> LogStoreStats {
+        let inner = self.lock();
+        LogStoreStats {
+            poisoned: inner.poisoned,
+            ..inner.stats
+        }
+    }
+
     fn append(&self, group: GroupId, entries: Vec<(LogIndex, Vec<u8>)>) -> Result<()> {
         check_contiguous(&entries)?;
         self.write(Op::Append(group, entries))

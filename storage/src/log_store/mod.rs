@@ -127,6 +127,9 @@ pub trait LogStore: Send + Sync + 'static {
     /// Recovery uses it to find which groups to restart; sorted ascending.
     fn groups(&self) -> Result<Vec<GroupId>>;
 
+    /// Counters for metrics (fsyncs, requests they covered, bytes).
+    fn stats(&self) -> LogStoreStats;
+
     /// Ask for everything written so far to become durable; `done` runs after one fsync that
     /// covers it. Many concurrent requests share one fsync (group commit across all groups).
     ///

@@ -345,11 +345,6 @@ impl SledLogStore {
         })
     }
 
-    /// Counters for metrics.
-    pub fn stats(&self) -> LogStoreStats {
-        self.shared.stats()
-    }
-
     /// Bytes sled uses on disk; worth exporting because sled's space amplification under
     /// insert+delete workloads is a known problem (research notes sled §5.4).
     pub fn size_on_disk(&self) -> Result<u64> {
@@ -476,6 +471,10 @@ impl SledLogStore {
 }
 
 impl LogStore for SledLogStore {
+    fn stats(&self) -> LogStoreStats {
+        self.shared.stats()
+    }
+
     fn append(&self, group: GroupId, entries: Vec<(LogIndex, Vec<u8>)>) -> Result<()> {
         self.shared.check()?;
         check_contiguous(&entries)?;
