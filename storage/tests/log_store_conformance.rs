@@ -160,6 +160,37 @@ fn sled_drop_completes_pending_syncs_and_releases_path() {
     }
 }
 
+/// A log written in the old one-entry-per-key layout (no layout marker) must be refused,
+/// not misread as runs; a log in the current layout reopens.
+#[test]
+fn sled_refuses_a_log_in_another_layout() {
+    let old = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(old.path()).unwrap();
+        let mut key = 1u32.to_be_bytes().to_vec();
+        key.extend_from_slice(&1u64.to_be_bytes());
+        db.open_tree("raft_log")
+            .unwrap()
+            .insert(key, b"entry".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    match SledLogStore::open(old.path(), SledLogStoreOptions::default()) {
+        Err(Error::Corruption(msg)) => assert!(msg.contains("layout"), "{msg}"),
+        other => panic!("expected a layout error, got {other:?}"),
+    }
+
+    let new = tempfile::tempdir().unwrap();
+    {
+        let s = open_sled(new.path());
+        s.append(1, vec![(1, b"a".to_vec()), (2, b"b".to_vec())])
+            .unwrap();
+        s.sync_blocking().unwrap();
+    }
+    let s = open_sled(new.path());
+    assert_eq!(s.last_entry(1).unwrap(), Some((2, b"b".to_vec())));
+}
+
 #[test]
 fn sled_path_cannot_be_opened_twice() {
     let dir = tempfile::tempdir().unwrap();

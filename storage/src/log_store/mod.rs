@@ -14,6 +14,7 @@
 
 mod flusher;
 mod mem_store;
+mod run;
 mod sled_store;
 
 pub use mem_store::{MemDisk, MemLogStore};
