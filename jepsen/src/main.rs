@@ -57,6 +57,10 @@ enum Cmd {
         /// Seconds the linearizability checker may search before answering "unknown".
         #[arg(long, default_value_t = 120)]
         check_budget: u64,
+        /// Snapshot each group (and purge its log) every N applied entries; small values put
+        /// snapshots, purges and snapshot installs under the faults.
+        #[arg(long)]
+        snapshot_every: Option<u64>,
     },
 }
 
@@ -90,6 +94,7 @@ fn real_main() -> anyhow::Result<i32> {
         binary,
         base_port,
         check_budget,
+        snapshot_every,
     } = Cli::parse().command;
     anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
@@ -115,6 +120,7 @@ fn real_main() -> anyhow::Result<i32> {
         base_port,
         op_timeout: Duration::from_secs(3),
         check_budget: Duration::from_secs(check_budget),
+        snapshot_every,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,6 +138,7 @@ fn real_main() -> anyhow::Result<i32> {
     let meta = serde_json::json!({
         "nodes": nodes, "workload": workload, "nemesis": nemesis, "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
+        "snapshot_every": snapshot_every,
     });
     let verdict =
         jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;

@@ -31,6 +31,9 @@ pub struct Options {
     pub op_timeout: Duration,
     /// Seconds the linearizability search may spend before answering "unknown".
     pub check_budget: Duration,
+    /// The nodes' `--snapshot-every` (None: the server's default). Small values make
+    /// snapshots, log purges and snapshot installs happen during the faults.
+    pub snapshot_every: Option<u64>,
 }
 
 /// Appends events with increasing indexes and times relative to the start of the test.
@@ -86,6 +89,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
     ];
     if opts.read_mode == ReadMode::AllowReplica {
         spec.extra_args.push("--allow-relaxed-reads".into());
+    }
+    if let Some(n) = opts.snapshot_every {
+        spec.extra_args
+            .extend(["--snapshot-every".into(), n.to_string()]);
     }
     let mut cluster = Cluster::start(spec).await.context("starting the cluster")?;
     let result = drive(opts, &mut cluster).await;
