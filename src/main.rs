@@ -11,6 +11,8 @@ use strato::node::Node;
 /// glibc's malloc cost about a fifth of a node's CPU under write load (`_int_malloc`,
 /// `malloc_consolidate` and frees in the profile of 64 writing clients); mimalloc's
 /// thread-local free lists make the many short-lived request and Raft entry buffers cheap.
+/// Built without transparent huge pages (`no_thp`): with them, each thread's arena pinned
+/// whole 2 MiB pages and an idle node took 126 MB of RSS instead of 39 MB.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
