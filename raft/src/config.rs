@@ -1,5 +1,6 @@
 //! Timing and log-retention settings of every group on a node.
 
+use crate::types::GroupId;
 use std::sync::Arc;
 
 /// Raft settings shared by all groups of a node.
@@ -26,7 +27,20 @@ impl Default for RaftConfig {
 }
 
 impl RaftConfig {
-    pub fn to_openraft(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    /// Entries between two snapshots of `group`: `snapshot_every` plus up to ~47% more,
+    /// depending on the group. With one threshold for all, every group of a node snapshotted
+    /// at the same moment under uniform load, and the burst of snapshot writes and fsyncs
+    /// delayed the log's fsyncs (inserts' 99.9th percentile rose from 26 ms to 150 ms).
+    pub fn snapshot_threshold(&self, group: GroupId) -> u64 {
+        let spread = u64::from(group & 0xffff) % 16;
+        self.snapshot_every
+            .saturating_add(self.snapshot_every.saturating_mul(spread) / 32)
+    }
+
+    pub fn to_openraft(
+        &self,
+        group: GroupId,
+    ) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         let c = openraft::Config {
             cluster_name: "strato".into(),
             heartbeat_interval: self.heartbeat_ms,
@@ -36,7 +50,9 @@ impl RaftConfig {
             enable_pre_vote: Some(true),
             max_payload_entries: 1024,
             purge_batch_size: self.snapshot_every.clamp(1, 512),
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
+                self.snapshot_threshold(group),
+            ),
             replication_lag_threshold: self.snapshot_every * 2,
             // Keep some log behind a snapshot so briefly lagging followers catch up from the log.
             max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
@@ -44,5 +60,26 @@ impl RaftConfig {
             ..Default::default()
         };
         Ok(Arc::new(c.validate()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_thresholds_are_spread_across_groups() {
+        let c = RaftConfig::default();
+        let t: std::collections::BTreeSet<u64> = (0..16).map(|g| c.snapshot_threshold(g)).collect();
+        assert_eq!(t.len(), 16);
+        assert_eq!(t.first(), Some(&20_000));
+        assert!(*t.last().unwrap() < 30_000);
+        // The namespace part of the id does not matter, only the group's index in it.
+        assert_eq!(c.snapshot_threshold(1 << 16 | 3), c.snapshot_threshold(3));
+        let one = RaftConfig {
+            snapshot_every: 1,
+            ..c
+        };
+        assert!((0..16).all(|g| one.snapshot_threshold(g) == 1));
     }
 }

@@ -40,7 +40,7 @@ pub struct GroupStatus {
 
 pub struct MultiRaft {
     node_id: NodeId,
-    config: Arc<openraft::Config>,
+    config: RaftConfig,
     log: Arc<dyn LogStore>,
     snapshots: Arc<SnapshotFiles>,
     transport: Arc<dyn Transport>,
@@ -61,7 +61,9 @@ impl MultiRaft {
         snapshots: Arc<SnapshotFiles>,
         transport: Arc<dyn Transport>,
     ) -> io::Result<MultiRaft> {
-        let config = config.to_openraft().map_err(io::Error::other)?;
+        // Refuse a bad configuration at start-up, not when the first group opens.
+        config.to_openraft(0).map_err(io::Error::other)?;
+        let config = config.clone();
         Ok(MultiRaft {
             node_id,
             config,
@@ -91,7 +93,8 @@ impl MultiRaft {
         };
         let log = GroupLogStore::new(group, self.log.clone());
         let span = tracing::info_span!("group", node = self.node_id, group);
-        let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm)
+        let config = self.config.to_openraft(group).map_err(io::Error::other)?;
+        let raft = Raft::new(self.node_id, config, network, log, sm)
             .instrument(span)
             .await
             .map_err(io::Error::other)?;
