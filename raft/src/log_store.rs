@@ -182,9 +182,9 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         let mut batch = Vec::new();
         let mut kept = Vec::new();
         for e in entries {
-            let bytes = encode(&e)?;
+            let (index, bytes) = (e.log_id.index, encode(&e)?);
             kept.push((e, bytes.len()));
-            batch.push((kept[kept.len() - 1].0.log_id.index, bytes));
+            batch.push((index, bytes));
         }
         // Readable as soon as this returns (openraft's contract); acknowledged only after the
         // flush that covers it, shared with every other group on the node.

@@ -84,6 +84,17 @@ pub(crate) fn decode(
     Ok(out)
 }
 
+/// The part of a run with an index in `range`, as a run of its own (it starts at the first
+/// selected index). Used where truncate and purge cut a run down.
+pub(crate) fn slice(
+    first: LogIndex,
+    run: &[u8],
+    range: impl RangeBounds<LogIndex>,
+) -> Result<Vec<u8>> {
+    let kept = decode(first, run, range)?;
+    encode(kept.iter().map(|(_, data)| data.as_slice()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +115,7 @@ mod tests {
         );
         assert_eq!(decode(10, &r, 11..12).unwrap(), vec![(11, vec![])]);
         assert_eq!(decode(10, &r, 13..20).unwrap(), vec![]);
+        assert_eq!(slice(10, &r, 11..).unwrap(), run(&[b"", b"ccc"]));
     }
 
     #[test]

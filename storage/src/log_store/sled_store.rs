@@ -560,8 +560,7 @@ impl LogStore for SledLogStore {
         if let Some(prev) = from.checked_sub(1) {
             if let Some((first, run)) = self.run_at_or_before(group, prev)? {
                 if run::last_index(first, &run)? >= from {
-                    let kept = run::decode(first, &run, ..from)?;
-                    let value = run::encode(kept.iter().map(|(_, d)| d.as_slice()))?;
+                    let value = run::slice(first, &run, ..from)?;
                     let res = self.log.insert(log_key(group, first), value);
                     self.sled(res)?;
                 }
@@ -586,12 +585,11 @@ impl LogStore for SledLogStore {
         if let Some(before) = first.checked_sub(1) {
             self.delete_range(log_key(group, 0), log_key(group, before), false)?;
         }
-        let kept = run::decode(first, &run, upto + 1..)?;
         let mut batch = sled::Batch::default();
         batch.remove(&log_key(group, first));
         batch.insert(
             &log_key(group, upto + 1),
-            run::encode(kept.iter().map(|(_, d)| d.as_slice()))?,
+            run::slice(first, &run, upto + 1..)?,
         );
         let res = self.log.apply_batch(batch);
         self.sled(res)
