@@ -16,8 +16,7 @@ pub struct Cluster {
 impl Cluster {
     /// Start `nodes` strato processes that form one cluster; returns once all answer info.
     pub fn start(nodes: usize) -> Cluster {
-        // Spread concurrent test processes over distinct port ranges.
-        let base = 31000 + (std::process::id() % 200) as u16 * 100;
+        let base = free_base(nodes);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut c = Cluster {
             base,
@@ -30,6 +29,14 @@ impl Cluster {
             c.children.push(Some(child));
         }
         c
+    }
+
+    /// The last lines of node `i`'s log, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+            .unwrap_or_else(|e| format!("(no log: {e})"));
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     pub fn port(&self, i: usize) -> u16 {
@@ -92,7 +99,8 @@ impl Cluster {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "node {i} not ready within {timeout:?}"
+                    "node {i} not ready within {timeout:?}; its log ends with:\n{}",
+                    self.log_tail(i)
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -139,4 +147,22 @@ impl Drop for Cluster {
             let _ = c.wait();
         }
     }
+}
+
+/// A base port whose node ports (each node: base + 10·k, +1, +2, TCP and UDP) are free,
+/// below the kernel's ephemeral range (32768 and up) so outgoing connections cannot take
+/// them between the check and the bind. The start depends on the process id, spreading
+/// concurrent test processes.
+fn free_base(nodes: usize) -> u16 {
+    let span = 10 * nodes as u16;
+    let first = (std::process::id() % 120) as u16;
+    (0..120u16)
+        .map(|k| 20_000 + (first + k) % 120 * 100)
+        .find(|&base| {
+            (base..base + span).all(|p| {
+                std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                    && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            })
+        })
+        .expect("no free port range between 20000 and 32000")
 }
