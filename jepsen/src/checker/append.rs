@@ -27,10 +27,7 @@
 //! If structure and real time both hold, ordering operations by (key, invocation time) is a
 //! valid linearization, so the check is complete as well as sound.
 
-use super::{
-    apply_history_problems, as_int, as_int_list, count_ops, element_anomalies, listed, narrowest,
-    span, CheckResult, Validity,
-};
+use super::{as_int, as_int_list, count_ops, element_anomalies, span, CheckResult, ElementVerdict};
 use crate::history::{History, PairedOp};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -282,67 +279,27 @@ pub fn check_append(history: &History) -> CheckResult {
         check_key(*key, &ops, &mut out);
     }
 
-    let invalid_classes: [(&str, &Vec<Value>); 6] = [
-        ("lost", &out.lost),
-        ("unexpected", &out.unexpected),
-        ("duplicated", &out.duplicated),
-        ("aborted", &out.aborted),
-        ("incompatible-order", &out.incompatible),
-        ("realtime", &out.realtime),
-    ];
-    let found: Vec<String> = invalid_classes
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(name, v)| format!("{} {name}", v.len()))
-        .collect();
-    let (valid, summary) = if !found.is_empty() {
-        (
-            Validity::Invalid,
-            format!("{} keys, {} reads: {}", keys, out.reads, found.join(", ")),
-        )
-    } else if !out.malformed.is_empty() || !out.unconfirmed.is_empty() {
-        (
-            Validity::Unknown,
-            format!(
-                "{} keys, {} reads: no anomaly, but {} malformed key(s) and {} acknowledged \
-                 append(s) never confirmed by a later read",
-                keys,
-                out.reads,
-                out.malformed.len(),
-                out.unconfirmed.len()
-            ),
-        )
-    } else {
-        (
-            Validity::Valid,
-            format!("{} keys, {} reads: every read a prefix of one order, nothing lost, real-time order respected", keys, out.reads),
-        )
-    };
-    let failing_window = if valid == Validity::Invalid {
-        narrowest(out.windows.iter().copied())
-    } else {
-        None
-    };
     let mut details = serde_json::Map::new();
     details.insert("keys".into(), json!(keys));
     details.insert("reads".into(), json!(out.reads));
-    for (name, v) in invalid_classes.iter().chain(
-        [
-            ("unconfirmed", &out.unconfirmed),
-            ("malformed", &out.malformed),
-        ]
-        .iter(),
-    ) {
-        details.insert(format!("{name}_count"), json!(v.len()));
-        details.insert(name.to_string(), json!(listed(v)));
+    ElementVerdict {
+        name: "append",
+        scope: format!("{} keys, {} reads", keys, out.reads),
+        classes: &[
+            ("lost", &out.lost),
+            ("unexpected", &out.unexpected),
+            ("duplicated", &out.duplicated),
+            ("aborted", &out.aborted),
+            ("incompatible-order", &out.incompatible),
+            ("realtime", &out.realtime),
+        ],
+        unconfirmed: &out.unconfirmed,
+        malformed: &out.malformed,
+        unconfirmed_is: "append(s) never confirmed by a later read",
+        valid_summary: "every read a prefix of one order, nothing lost, real-time order respected"
+            .into(),
+        windows: &out.windows,
+        details,
     }
-    let result = CheckResult {
-        name: "append".into(),
-        valid,
-        summary,
-        details: Value::Object(details),
-        failing_window,
-        op_counts,
-    };
-    apply_history_problems(result, history)
+    .into_result(op_counts, history)
 }

@@ -206,6 +206,81 @@ pub(crate) fn span(ops: &[&PairedOp]) -> (u64, u64) {
     (start, end)
 }
 
+/// The verdict of a grow-only collection checker (append, set): invalid if any anomaly class
+/// is non-empty, unknown if only malformed keys or unconfirmed elements stop it from
+/// deciding, valid otherwise; details list every class with its count.
+pub(crate) struct ElementVerdict<'a> {
+    pub name: &'static str,
+    /// What was checked, opening every summary ("3 keys, 40 reads").
+    pub scope: String,
+    pub classes: &'a [(&'a str, &'a Vec<Value>)],
+    pub unconfirmed: &'a Vec<Value>,
+    pub malformed: &'a Vec<Value>,
+    /// Completes "… and N acknowledged " in the unknown summary.
+    pub unconfirmed_is: &'static str,
+    /// The valid summary after the scope.
+    pub valid_summary: String,
+    pub windows: &'a [(u64, u64)],
+    /// Checker-specific details; the classes are added to them.
+    pub details: serde_json::Map<String, Value>,
+}
+
+impl ElementVerdict<'_> {
+    pub(crate) fn into_result(
+        self,
+        op_counts: BTreeMap<String, OpCounts>,
+        history: &History,
+    ) -> CheckResult {
+        let scope = &self.scope;
+        let found: Vec<String> = self
+            .classes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(name, v)| format!("{} {name}", v.len()))
+            .collect();
+        let (valid, summary) = if !found.is_empty() {
+            (Validity::Invalid, format!("{scope}: {}", found.join(", ")))
+        } else if !self.malformed.is_empty() || !self.unconfirmed.is_empty() {
+            (
+                Validity::Unknown,
+                format!(
+                    "{scope}: no anomaly, but {} malformed key(s) and {} acknowledged {}",
+                    self.malformed.len(),
+                    self.unconfirmed.len(),
+                    self.unconfirmed_is
+                ),
+            )
+        } else {
+            (Validity::Valid, format!("{scope}: {}", self.valid_summary))
+        };
+        let failing_window = if valid == Validity::Invalid {
+            narrowest(self.windows.iter().copied())
+        } else {
+            None
+        };
+        let mut details = self.details;
+        for (name, v) in self.classes.iter().chain(
+            [
+                ("unconfirmed", self.unconfirmed),
+                ("malformed", self.malformed),
+            ]
+            .iter(),
+        ) {
+            details.insert(format!("{name}_count"), json!(v.len()));
+            details.insert(name.to_string(), json!(listed(v)));
+        }
+        let result = CheckResult {
+            name: self.name.into(),
+            valid,
+            summary,
+            details: Value::Object(details),
+            failing_window,
+            op_counts,
+        };
+        apply_history_problems(result, history)
+    }
+}
+
 /// Anomalies of single elements in the reads of a grow-only collection (an append list or
 /// a set), shared by both checkers: elements never attempted, from attempts that certainly
 /// failed, or present twice in one read.

@@ -12,10 +12,7 @@
 //! An `ok` add acknowledged after the final read began, or a key with acknowledged adds and
 //! no `ok` read at all, cannot be confirmed: the verdict is then at best `Unknown`.
 
-use super::{
-    apply_history_problems, as_int, as_int_list, count_ops, element_anomalies, listed, narrowest,
-    span, CheckResult, Validity,
-};
+use super::{as_int, as_int_list, count_ops, element_anomalies, span, CheckResult, ElementVerdict};
 use crate::history::{History, PairedOp};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -142,69 +139,29 @@ pub fn check_set(history: &History) -> CheckResult {
         keys += 1;
         check_key(key, &ops, &mut out);
     }
-    let classes: [(&str, &Vec<Value>); 5] = [
-        ("lost", &out.lost),
-        ("vanished", &out.vanished),
-        ("unexpected", &out.unexpected),
-        ("duplicated", &out.duplicated),
-        ("aborted", &out.aborted),
-    ];
-    let found: Vec<String> = classes
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(name, v)| format!("{} {name}", v.len()))
-        .collect();
-    let (valid, summary) = if !found.is_empty() {
-        (
-            Validity::Invalid,
-            format!("{keys} keys: {}", found.join(", ")),
-        )
-    } else if !out.malformed.is_empty() || !out.unconfirmed.is_empty() {
-        (
-            Validity::Unknown,
-            format!(
-                "{keys} keys: no anomaly, but {} malformed key(s) and {} acknowledged add(s) \
-                 not confirmed by a final read",
-                out.malformed.len(),
-                out.unconfirmed.len()
-            ),
-        )
-    } else {
-        (
-            Validity::Valid,
-            format!(
-                "{keys} keys: every acknowledged add present in the final read ({} info adds \
-                 recovered)",
-                out.recovered
-            ),
-        )
-    };
-    let failing_window = if valid == Validity::Invalid {
-        narrowest(out.windows.iter().copied())
-    } else {
-        None
-    };
     let mut details = serde_json::Map::new();
     details.insert("keys".into(), json!(keys));
     details.insert("final_reads".into(), json!(out.final_reads));
     details.insert("recovered_count".into(), json!(out.recovered));
-    for (name, v) in classes.iter().chain(
-        [
-            ("unconfirmed", &out.unconfirmed),
-            ("malformed", &out.malformed),
-        ]
-        .iter(),
-    ) {
-        details.insert(format!("{name}_count"), json!(v.len()));
-        details.insert(name.to_string(), json!(listed(v)));
+    ElementVerdict {
+        name: "set",
+        scope: format!("{keys} keys"),
+        classes: &[
+            ("lost", &out.lost),
+            ("vanished", &out.vanished),
+            ("unexpected", &out.unexpected),
+            ("duplicated", &out.duplicated),
+            ("aborted", &out.aborted),
+        ],
+        unconfirmed: &out.unconfirmed,
+        malformed: &out.malformed,
+        unconfirmed_is: "add(s) not confirmed by a final read",
+        valid_summary: format!(
+            "every acknowledged add present in the final read ({} info adds recovered)",
+            out.recovered
+        ),
+        windows: &out.windows,
+        details,
     }
-    let result = CheckResult {
-        name: "set".into(),
-        valid,
-        summary,
-        details: Value::Object(details),
-        failing_window,
-        op_counts,
-    };
-    apply_history_problems(result, history)
+    .into_result(op_counts, history)
 }
