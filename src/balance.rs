@@ -2,10 +2,10 @@
 //! leadership back once it is up and caught up, so leaders stay spread across nodes after
 //! failures and restarts.
 
-use crate::cluster::placement::group_index;
 use crate::node::Node;
 use std::sync::Arc;
 use std::time::Duration;
+use storage::catalog::split_group_id;
 
 const PERIOD: Duration = Duration::from_secs(3);
 
@@ -13,17 +13,24 @@ pub async fn run(node: Arc<Node>) {
     let me = node.config.node_id;
     loop {
         tokio::time::sleep(PERIOD).await;
-        let Some(roster) = node.roster() else {
-            continue;
-        };
+        let catalog = node.catalog();
         for g in node.multi.groups() {
+            let Some(ns) = catalog.namespace_of_group(g.id) else {
+                continue;
+            };
+            let Some(preferred) = ns
+                .placement
+                .get(usize::from(split_group_id(g.id).1))
+                .and_then(|r| r.first().copied())
+            else {
+                continue;
+            };
             let Some(status) = node.multi.status(g.id) else {
                 continue;
             };
             if status.leader != Some(me) {
                 continue;
             }
-            let preferred = roster.replicas(group_index(g.id))[0];
             let up = node.members.borrow().get(&preferred).is_some_and(|m| m.up);
             if preferred != me && up && node.multi.caught_up(g.id, preferred) {
                 tracing::info!(

@@ -18,7 +18,8 @@ pub struct NodeConfig {
     /// Form a new cluster once this many nodes (this one included) are discovered.
     pub bootstrap_expect: usize,
     pub cluster_name: String,
-    pub namespace: NamespaceConfig,
+    /// Namespaces the cluster forms with (later ones are created at run time).
+    pub namespaces: Vec<NamespaceConfig>,
     pub raft: RaftConfig,
     /// How long a request may wait for commit or leadership confirmation.
     pub request_timeout: Duration,
@@ -49,6 +50,17 @@ impl Default for NamespaceConfig {
     }
 }
 
+impl NamespaceConfig {
+    pub fn settings(&self) -> storage::catalog::NamespaceSettings {
+        storage::catalog::NamespaceSettings {
+            replication_factor: self.replication_factor,
+            default_ttl: self.default_ttl,
+            groups: self.groups,
+            allow_relaxed_reads: self.allow_relaxed_reads,
+        }
+    }
+}
+
 impl NodeConfig {
     pub fn service_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
@@ -75,20 +87,20 @@ impl NodeConfig {
         if self.bootstrap_expect == 0 {
             return Err("--bootstrap-expect must be at least 1".into());
         }
-        let ns = &self.namespace.name;
-        if ns.is_empty() || ns.len() > storage::record::NAMESPACE_MAX {
-            return Err(format!(
-                "namespace name must be 1..={} bytes",
-                storage::record::NAMESPACE_MAX
-            ));
+        let mut seen = std::collections::BTreeSet::new();
+        for ns in &self.namespaces {
+            storage::catalog::validate_namespace_name(&ns.name)
+                .map_err(|e| format!("namespace {:?}: {e}", ns.name))?;
+            storage::catalog::validate_settings(&ns.settings())
+                .map_err(|e| format!("namespace {}: {e}", ns.name))?;
+            if !seen.insert(&ns.name) {
+                return Err(format!("namespace {} is configured twice", ns.name));
+            }
         }
-        if self.namespace.replication_factor == 0 {
-            return Err("--replication-factor must be at least 1".into());
-        }
-        if self.namespace.groups == 0 || self.namespace.groups > storage::record::PARTITIONS {
+        if self.namespaces.len() > storage::catalog::MAX_NAMESPACES {
             return Err(format!(
-                "--groups must be 1..={}",
-                storage::record::PARTITIONS
+                "at most {} namespaces",
+                storage::catalog::MAX_NAMESPACES
             ));
         }
         if self.cluster_name.is_empty() || self.cluster_name.contains(['\t', '\n']) {

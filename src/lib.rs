@@ -8,6 +8,7 @@
 
 pub mod balance;
 pub mod bench;
+pub mod catalog;
 pub mod client;
 pub mod clock;
 pub mod cluster;

@@ -170,13 +170,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         seeds,
         bootstrap_expect: a.bootstrap_expect,
         cluster_name: a.cluster_name,
-        namespace: NamespaceConfig {
+        namespaces: vec![NamespaceConfig {
             name: a.namespace,
             replication_factor: a.replication_factor,
             groups: a.groups,
             default_ttl: a.default_ttl,
             allow_relaxed_reads: a.allow_relaxed_reads,
-        },
+        }],
         raft,
         request_timeout: Duration::from_millis(a.request_timeout_ms),
         wal_linger: Duration::from_micros(a.wal_linger_us),

@@ -1,35 +1,57 @@
 //! A Strato node: wires storage, the Raft groups, the fabric, gossip and the service port,
 //! and owns every background task.
+//!
+//! The metadata group (group 0) is opened on every node; its applied catalog decides which
+//! data groups this node hosts ([`crate::catalog::follower`]). A brand-new cluster forms once
+//! `--bootstrap-expect` nodes are discovered ([`crate::catalog::formation`]).
 
+use crate::catalog::propose::{ProposeError, ProposeReply};
 use crate::cluster::gossip::{Gossip, GossipConfig, Member};
-use crate::cluster::placement::{group_id, Roster};
 use crate::config::NodeConfig;
 use crate::fabric::{self, Fabric};
 use crate::stats::Stats;
 use anyhow::Context;
 use futures::future::BoxFuture;
-use raft::{GroupId, MultiRaft, NodeId};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, RwLock};
+use raft::{GroupId, MultiRaft, NodeId, SharedCatalog};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use storage::catalog::{Catalog, Namespace, META_GROUP};
+use storage::command::Command;
 use storage::log_store::{LogStore, SledLogStore, SledLogStoreOptions, NODE_META_GROUP};
+use storage::record::ResultCode;
 use storage::snapshot_file::SnapshotFiles;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-const META_ROSTER: &str = "roster";
 const META_GENERATION: &str = "generation";
+/// The per-node roster file of earlier builds: its presence means a data directory this build
+/// cannot read (the roster now lives in the replicated catalog).
+const META_LEGACY_ROSTER: &str = "roster";
 
 pub type Members = watch::Receiver<BTreeMap<u64, Member>>;
+
+/// Where a key's request goes: its namespace's group for the partition, and the settings the
+/// request path needs.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub group: GroupId,
+    pub replicas: Vec<NodeId>,
+    pub default_ttl: u32,
+    pub allow_relaxed_reads: bool,
+}
 
 pub struct Node {
     pub config: NodeConfig,
     pub multi: Arc<MultiRaft>,
     pub fabric: Arc<Fabric>,
     pub members: Members,
-    roster: RwLock<Option<Roster>>,
-    ready: std::sync::atomic::AtomicBool,
-    log: Arc<dyn LogStore>,
+    /// The catalog as applied here (published by the metadata group's state machine).
+    catalog: watch::Receiver<Arc<Catalog>>,
+    ready: AtomicBool,
+    pub(crate) log: Arc<dyn LogStore>,
     pub stats: Stats,
     pub started: Instant,
     /// (fingerprint of the last `replicas` answer, partition-generation)
@@ -37,6 +59,8 @@ pub struct Node {
     /// (fingerprint of the last peer list, peers-generation)
     pub peers_generation: Mutex<(u64, u64)>,
     gossip: tokio::sync::Mutex<Option<Gossip>>,
+    /// Every background task, stopped in reverse order of start at shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
@@ -55,6 +79,13 @@ impl Node {
             )
             .with_context(|| format!("opening the log store in {}", config.data_dir.display()))?,
         );
+        if log.get_meta(NODE_META_GROUP, META_LEGACY_ROSTER)?.is_some() {
+            anyhow::bail!(
+                "{} was written by an earlier build (a per-node roster file, no replicated \
+                 catalog); start this build on an empty data directory",
+                config.data_dir.display()
+            );
+        }
         let snapshots = Arc::new(
             SnapshotFiles::new(config.data_dir.join("snapshots"))
                 .context("opening the snapshot directory")?,
@@ -105,49 +136,49 @@ impl Node {
             Arc::new(fabric::RaftTransport(fabric.clone())),
         )?);
 
-        let roster = match log.get_meta(NODE_META_GROUP, META_ROSTER)? {
-            Some(b) => Some(
-                bincode::serde::decode_from_slice::<Roster, _>(&b, bincode::config::standard())
-                    .context("decoding the stored roster")?
-                    .0,
-            ),
-            None => None,
-        };
+        let fresh = !multi.stored_groups()?.contains(&META_GROUP);
+        let (catalog_tx, catalog) = watch::channel(Arc::new(Catalog::default()));
+        let catalog_tx: SharedCatalog = Arc::new(catalog_tx);
         let node = Arc::new(Node {
             config,
             multi,
             fabric,
             members,
-            roster: RwLock::new(None),
-            ready: std::sync::atomic::AtomicBool::new(false),
+            catalog,
+            ready: AtomicBool::new(false),
             log,
             stats: Stats::default(),
             started: Instant::now(),
             partition_generation: Mutex::new((0, 0)),
             peers_generation: Mutex::new((0, 0)),
             gossip: tokio::sync::Mutex::new(Some(gossip)),
+            tasks: Mutex::new(Vec::new()),
         });
-
-        tokio::spawn(fabric::serve(
+        node.spawn(fabric::serve(
             fabric_listener,
             node.config.cluster_name.clone(),
             Arc::new(FabricHandler(node.clone())),
         ));
-        match roster {
-            Some(r) => node.adopt_roster(r, false).await?,
-            None => {
-                let n = node.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = n.bootstrap().await {
-                        tracing::error!(error = %e, "cluster formation failed");
-                    }
-                });
-            }
+        node.multi
+            .open_meta_group(META_GROUP, catalog_tx)
+            .await
+            .context("opening the metadata group")?;
+        if fresh {
+            node.spawn(crate::catalog::formation::run(node.clone()));
         }
-        tokio::spawn(crate::service::serve(service, node.clone()));
-        tokio::spawn(crate::balance::run(node.clone()));
-        tracing::info!(node = node.config.node_id, service = %node.config.service_addr(), "node started");
+        node.spawn(crate::catalog::formation::meta_duties(node.clone()));
+        node.spawn(crate::catalog::follower::run(node.clone()));
+        node.spawn(crate::service::serve(service, node.clone()));
+        node.spawn(crate::balance::run(node.clone()));
+        tracing::info!(node = node.config.node_id, service = %node.config.service_addr(), fresh, "node started");
         Ok(node)
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(handle);
+        }
     }
 
     /// The write-ahead log's counters (fsyncs and how many requests they covered).
@@ -155,98 +186,90 @@ impl Node {
         self.log.stats()
     }
 
-    pub fn roster(&self) -> Option<Roster> {
-        self.roster.read().ok()?.clone()
+    /// The catalog as applied on this node.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
     }
 
-    /// Wait until `bootstrap_expect` nodes are discovered, then fix the roster from them.
-    async fn bootstrap(self: &Arc<Self>) -> anyhow::Result<()> {
-        let expect = self.config.bootstrap_expect;
-        let mut members = self.members.clone();
-        tracing::info!(
-            node = self.config.node_id,
-            expect,
-            "waiting for nodes to form a cluster"
-        );
-        let ids: Vec<NodeId> = loop {
-            let up: Vec<NodeId> = members
-                .borrow_and_update()
-                .values()
-                .filter(|m| m.up)
-                .map(|m| m.node_id)
-                .collect();
-            if up.len() >= expect {
-                // Every node waiting for the same K nodes picks the same K lowest ids.
-                let mut up = up;
-                up.sort_unstable();
-                up.truncate(expect);
-                break up;
-            }
-            members.changed().await.context("gossip stopped")?;
-        };
-        if !ids.contains(&self.config.node_id) {
-            anyhow::bail!("more than {expect} nodes were discovered and this node is not among the lowest ids; not joining");
-        }
-        let ns = &self.config.namespace;
-        let roster = Roster::new(ids, ns.replication_factor, ns.groups);
-        let bytes = bincode::serde::encode_to_vec(&roster, bincode::config::standard())?;
-        self.log.put_meta(NODE_META_GROUP, META_ROSTER, bytes)?;
-        self.log.sync_blocking()?;
-        tracing::info!(node = self.config.node_id, nodes = ?roster.nodes, "cluster formed");
-        self.adopt_roster(roster, true).await
+    /// A receiver that wakes on every applied catalog change.
+    pub fn catalog_changes(&self) -> watch::Receiver<Arc<Catalog>> {
+        self.catalog.clone()
     }
 
-    /// Open this node's groups; on a brand-new cluster, initialize those it preferably leads,
-    /// so leadership starts out spread across nodes.
-    async fn adopt_roster(&self, roster: Roster, fresh: bool) -> anyhow::Result<()> {
-        // Placement is known first, so requests arriving meanwhile are forwarded to replicas
-        // that hold their group instead of being refused; `ready` follows once groups are open.
-        *self
-            .roster
-            .write()
-            .map_err(|_| anyhow::anyhow!("roster lock poisoned"))? = Some(roster.clone());
-        for g in roster.groups_of(self.config.node_id) {
-            self.multi.open_group(group_id(0, g)).await?;
-        }
-        if fresh {
-            for g in roster.groups_of(self.config.node_id) {
-                let replicas = roster.replicas(g);
-                if replicas[0] == self.config.node_id {
-                    self.multi
-                        .initialize(
-                            group_id(0, g),
-                            replicas.into_iter().collect::<BTreeSet<_>>(),
-                        )
-                        .await?;
-                }
-            }
-        }
-        self.ready.store(true, std::sync::atomic::Ordering::Release);
-        Ok(())
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
     }
 
     /// Whether this node holds all its groups (clients are told to wait until then).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
     }
 
-    /// The group owning `partition` of the namespace, if the cluster has formed.
-    pub fn group_for(&self, partition: u16) -> Option<(GroupId, Vec<NodeId>)> {
-        let r = self.roster()?;
-        let g = r.group_of(partition);
-        Some((group_id(0, g), r.replicas(g)))
+    /// The group serving `partition` of `namespace`: NAMESPACE (20) for an unknown namespace,
+    /// UNAVAILABLE (11) before the cluster has formed.
+    pub fn route(&self, namespace: &str, partition: u16) -> Result<Route, ResultCode> {
+        let catalog = self.catalog.borrow();
+        let Some(ns) = catalog.namespace(namespace) else {
+            return Err(if catalog.formed {
+                ResultCode::Namespace
+            } else {
+                ResultCode::Unavailable
+            });
+        };
+        Ok(route_in(ns, partition))
     }
 
     pub fn node_name(id: NodeId) -> String {
         format!("{id:X}")
     }
 
+    /// Whether gossip currently sees `id` alive (this node always is).
+    pub fn is_up(&self, id: NodeId) -> bool {
+        id == self.config.node_id || self.members.borrow().get(&id).is_some_and(|m| m.up)
+    }
+
+    /// Propose `cmd` on `group` through its leader, wherever it is: locally when this node
+    /// leads, else through the fabric to the leader hint or one of `candidates`, retrying
+    /// while leadership is unknown, until `deadline`. Answers the outcome and the log index
+    /// it was applied at.
+    pub async fn propose(
+        &self,
+        group: GroupId,
+        cmd: Command,
+        candidates: &[NodeId],
+        deadline: Instant,
+    ) -> Result<(storage::command::Outcome, u64), ProposeError> {
+        crate::catalog::propose::propose(self, group, cmd, candidates, deadline).await
+    }
+
     pub async fn shutdown(&self) {
+        let tasks: Vec<_> = match self.tasks.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for t in tasks.iter().rev() {
+            t.abort();
+        }
         if let Some(g) = self.gossip.lock().await.take() {
             g.shutdown().await;
         }
         self.multi.shutdown().await;
         let _ = self.log.sync_blocking();
+    }
+}
+
+/// The route of `partition` in `ns` (pure).
+pub fn route_in(ns: &Namespace, partition: u16) -> Route {
+    let g = ns.group_of(partition);
+    Route {
+        group: ns.group_id(g),
+        replicas: ns
+            .placement
+            .get(usize::from(g))
+            .cloned()
+            .unwrap_or_default(),
+        default_ttl: ns.settings.default_ttl,
+        allow_relaxed_reads: ns.settings.allow_relaxed_reads,
     }
 }
 
@@ -261,6 +284,21 @@ impl fabric::Handler for FabricHandler {
     fn forward(&self, hops: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
         let node = self.0.clone();
         Box::pin(async move { crate::service::handle_message(&node, &payload, hops).await })
+    }
+
+    fn propose(&self, group: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let reply = match crate::catalog::propose::decode_command(&payload) {
+                Ok(cmd) => ProposeReply::from_local(
+                    node.multi
+                        .write_at(group, cmd, node.config.request_timeout)
+                        .await,
+                ),
+                Err(e) => ProposeReply::Refused(format!("undecodable command: {e}")),
+            };
+            crate::catalog::propose::encode_reply(&reply)
+        })
     }
 }
 

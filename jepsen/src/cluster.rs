@@ -543,7 +543,7 @@ impl Cluster {
     pub async fn leaders(&mut self) -> Result<BTreeMap<usize, usize>> {
         let mut out = BTreeMap::new();
         let mut errors = Vec::new();
-        for (i, answer) in self.info_all("replicas").await {
+        for (i, answer) in self.info_all("replicas-leaders").await {
             match answer.and_then(|a| parse_master_bitmap(&a)) {
                 Ok(map) => {
                     let n = map.iter().map(|b| b.count_ones() as usize).sum();
@@ -585,7 +585,7 @@ impl Cluster {
             }
         }
         let mut claims = vec![0u32; PARTITIONS];
-        for (i, answer) in self.info_all("replicas").await {
+        for (i, answer) in self.info_all("replicas-leaders").await {
             let map = answer
                 .and_then(|a| parse_master_bitmap(&a))
                 .map_err(|e| format!("{} replicas: {e:#}", Self::node_name(i)))?;

@@ -19,5 +19,6 @@ pub mod types;
 
 pub use error::{ReadError, WriteError};
 pub use multi_raft::{Group, GroupStatus, MultiRaft};
+pub use state_machine::SharedCatalog;
 pub use transport::{Transport, TransportError};
 pub use types::{GroupId, NodeId, TypeConfig};

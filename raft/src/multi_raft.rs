@@ -6,7 +6,7 @@ use crate::error::{ReadError, WriteError};
 use crate::log_store::GroupLogStore;
 use crate::network::NetworkFactory;
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
-use crate::state_machine::{GroupStateMachine, SharedRecords};
+use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{GroupId, NodeId, Raft, Snapshot};
 use openraft::async_runtime::WatchReceiver;
@@ -79,14 +79,32 @@ impl MultiRaft {
         self.node_id
     }
 
-    /// Start hosting `group` (recovering its state from the log store and snapshot if any).
+    /// Start hosting data group `group` (recovering its state from the log store and
+    /// snapshot if any).
     pub async fn open_group(&self, group: GroupId) -> io::Result<Arc<Group>> {
+        let records: SharedRecords = Arc::new(RwLock::new(RecordStore::new()));
+        self.open(group, GroupData::Records(records)).await
+    }
+
+    /// Start hosting the metadata group, whose applied catalog is published to `catalog`.
+    pub async fn open_meta_group(
+        &self,
+        group: GroupId,
+        catalog: SharedCatalog,
+    ) -> io::Result<Arc<Group>> {
+        self.open(group, GroupData::Catalog(catalog)).await
+    }
+
+    async fn open(&self, group: GroupId, data: GroupData) -> io::Result<Arc<Group>> {
         let _guard = self.creating.lock().await;
         if let Some(g) = self.group(group) {
             return Ok(g);
         }
-        let records: SharedRecords = Arc::new(RwLock::new(RecordStore::new()));
-        let sm = GroupStateMachine::new(group, records.clone(), self.snapshots.clone());
+        let records = match &data {
+            GroupData::Records(r) => r.clone(),
+            GroupData::Catalog(_) => Arc::new(RwLock::new(RecordStore::new())),
+        };
+        let sm = GroupStateMachine::new(group, data, self.snapshots.clone());
         let network = NetworkFactory {
             group,
             transport: self.transport.clone(),
@@ -108,6 +126,43 @@ impl MultiRaft {
             .map_err(|_| lock_err())?
             .insert(group, g.clone());
         Ok(g)
+    }
+
+    /// Stop hosting `group` and delete everything this node stored for it (its log, its Raft
+    /// metadata and its snapshot): its namespace was dropped.
+    pub async fn remove_group(&self, group: GroupId) -> io::Result<()> {
+        let _guard = self.creating.lock().await;
+        let removed = self.groups.write().map_err(|_| lock_err())?.remove(&group);
+        if let Some(g) = removed {
+            let _ = g.raft.shutdown().await;
+        }
+        self.log.remove_group(group).map_err(io::Error::other)?;
+        self.snapshots.remove(group).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// Groups with anything stored on this node (log, Raft metadata or snapshot), hosted or not.
+    pub fn stored_groups(&self) -> io::Result<Vec<GroupId>> {
+        let mut v = self.log.groups().map_err(io::Error::other)?;
+        v.extend(self.snapshots.groups().map_err(io::Error::other)?);
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
+    }
+
+    /// Whether `group` has a membership (it was initialized here or has heard from a leader).
+    pub fn is_initialized(&self, group: GroupId) -> bool {
+        self.group(group).is_some_and(|g| {
+            let m = g.raft.metrics();
+            let m = m.borrow_watched();
+            let initialized = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .next()
+                .is_some();
+            initialized
+        })
     }
 
     pub fn group(&self, group: GroupId) -> Option<Arc<Group>> {
@@ -156,9 +211,22 @@ impl MultiRaft {
         cmd: Command,
         timeout: Duration,
     ) -> Result<Outcome, WriteError> {
+        self.write_at(group, cmd, timeout).await.map(|(o, _)| o)
+    }
+
+    /// [`MultiRaft::write`], also answering the log index the command was applied at.
+    pub async fn write_at(
+        &self,
+        group: GroupId,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<(Outcome, u64), WriteError> {
         let g = self.group(group).ok_or(WriteError::NoGroup)?;
         match tokio::time::timeout(timeout, g.raft.client_write(cmd)).await {
-            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Ok(resp)) => {
+                let index = resp.log_id.index();
+                Ok((resp.data, index))
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(WriteError::NotLeader(f.leader_id))
             }
@@ -220,6 +288,46 @@ impl MultiRaft {
             (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
         };
         encode_reply(&reply)
+    }
+
+    /// Wait until this node has applied `group`'s log up to `index`; false on timeout.
+    pub async fn wait_applied(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
+        let Some(g) = self.group(group) else {
+            return false;
+        };
+        g.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "catalog change")
+            .await
+            .is_ok()
+    }
+
+    /// Every node in `group`'s membership (voters and learners), as this node knows it.
+    pub fn members(&self, group: GroupId) -> BTreeSet<NodeId> {
+        let Some(g) = self.group(group) else {
+            return BTreeSet::new();
+        };
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let nodes = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        nodes
+    }
+
+    /// On the leader of `group`: start replicating to `node` as a learner (non-voting).
+    pub async fn add_learner(&self, group: GroupId, node: NodeId) -> io::Result<()> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        g.raft
+            .add_learner(node, openraft::EmptyNode {}, false)
+            .await
+            .map(|_| ())
+            .map_err(io::Error::other)
     }
 
     /// Hand leadership of `group` to `to` (used to spread leaders across nodes).

@@ -13,15 +13,44 @@ use openraft::{EntryPayload, OptionalSend};
 use std::io;
 use std::sync::{Arc, RwLock};
 use storage::apply::apply;
+use storage::catalog::Catalog;
+use storage::command::{Command, Outcome};
+use storage::record::ResultCode;
 use storage::record_store::RecordStore;
 use storage::snapshot_file::SnapshotFiles;
 
 /// A group's records, shared between the state machine (writer) and the read path.
 pub type SharedRecords = Arc<RwLock<RecordStore>>;
 
+/// The catalog as applied on this node: every apply publishes a new version, and the node
+/// follows it (opening and closing data groups) through a receiver.
+pub type SharedCatalog = Arc<tokio::sync::watch::Sender<Arc<Catalog>>>;
+
+/// What a group's log builds: a data group's records, or the metadata group's catalog.
+#[derive(Clone)]
+pub enum GroupData {
+    Records(SharedRecords),
+    Catalog(SharedCatalog),
+}
+
+/// A captured state, ready to be encoded into a snapshot.
+enum Captured {
+    Records(RecordStore),
+    Catalog(Arc<Catalog>),
+}
+
+impl Captured {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Captured::Records(r) => r.encode_snapshot(),
+            Captured::Catalog(c) => c.encode(),
+        }
+    }
+}
+
 pub struct GroupStateMachine {
     group: GroupId,
-    records: SharedRecords,
+    data: GroupData,
     last_applied: Option<LogId>,
     membership: StoredMembership,
     snapshots: Arc<SnapshotFiles>,
@@ -30,20 +59,37 @@ pub struct GroupStateMachine {
 impl GroupStateMachine {
     pub fn new(
         group: GroupId,
-        records: SharedRecords,
+        data: GroupData,
         snapshots: Arc<SnapshotFiles>,
     ) -> GroupStateMachine {
         GroupStateMachine {
             group,
-            records,
+            data,
             last_applied: None,
             membership: StoredMembership::default(),
             snapshots,
         }
     }
 
-    pub fn records(&self) -> &SharedRecords {
-        &self.records
+    /// Apply one normal entry to whatever this group holds.
+    fn apply_command(&self, cmd: &Command) -> io::Result<Outcome> {
+        Ok(match (&self.data, cmd) {
+            (GroupData::Catalog(cat), Command::Catalog(c)) => {
+                let mut next = Catalog::clone(&cat.borrow());
+                match next.apply(c) {
+                    Ok(()) => {
+                        cat.send_replace(Arc::new(next));
+                        Outcome::ok(0, 0)
+                    }
+                    Err(e) => Outcome::error(e.code),
+                }
+            }
+            (GroupData::Catalog(_), _) => Outcome::error(ResultCode::Parameter),
+            (GroupData::Records(records), cmd) => {
+                let mut records = records.write().map_err(|_| poisoned())?;
+                apply(&mut records, cmd)
+            }
+        })
     }
 }
 
@@ -66,10 +112,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let outcome = match &entry.payload {
-                EntryPayload::Normal(cmd) => {
-                    let mut records = self.records.write().map_err(|_| poisoned())?;
-                    apply(&mut records, cmd)
-                }
+                EntryPayload::Normal(cmd) => self.apply_command(cmd)?,
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     storage::command::Outcome::ok(0, 0)
@@ -89,11 +132,13 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         // must be captured here, at exactly `last_applied`, or a restore would re-apply entries
         // already contained in it. Cloning the store shares its records (cheap); encoding
         // happens later, off the apply path.
-        let data = self
-            .records
-            .read()
-            .map(|r| r.clone())
-            .map_err(|_| poisoned());
+        let data = match &self.data {
+            GroupData::Records(records) => records
+                .read()
+                .map(|r| Captured::Records(r.clone()))
+                .map_err(|_| poisoned()),
+            GroupData::Catalog(cat) => Ok(Captured::Catalog(cat.borrow().clone())),
+        };
         SnapshotBuilder {
             group: self.group,
             data,
@@ -106,8 +151,15 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
-        let store = RecordStore::decode_snapshot(&snapshot)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let decoded = match &self.data {
+            GroupData::Records(_) => Captured::Records(
+                RecordStore::decode_snapshot(&snapshot).map_err(|e| invalid(e.to_string()))?,
+            ),
+            GroupData::Catalog(_) => {
+                Captured::Catalog(Arc::new(Catalog::decode(&snapshot).map_err(invalid)?))
+            }
+        };
         // Persist before adopting it: after a restart the log before it may already be purged.
         let current = self.snapshots.load(self.group).map_err(io::Error::other)?;
         let ours = match &current {
@@ -120,9 +172,17 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             self.snapshots
                 .save(self.group, &encode(meta)?, &snapshot)
                 .map_err(io::Error::other)?;
-            tracing::info!(group = self.group, last_log_id = ?meta.last_log_id, records = store.len(), "installed a snapshot from the leader");
+            tracing::info!(group = self.group, last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
         }
-        *self.records.write().map_err(|_| poisoned())? = store;
+        match (&self.data, decoded) {
+            (GroupData::Records(records), Captured::Records(store)) => {
+                *records.write().map_err(|_| poisoned())? = store;
+            }
+            (GroupData::Catalog(cat), Captured::Catalog(c)) => {
+                cat.send_replace(c);
+            }
+            _ => return Err(io::Error::other("snapshot kind does not match the group")),
+        }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())
@@ -142,7 +202,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 /// Persists a snapshot captured by [`GroupStateMachine::get_snapshot_builder`].
 pub struct SnapshotBuilder {
     group: GroupId,
-    data: io::Result<RecordStore>,
+    data: io::Result<Captured>,
     meta: SnapshotMeta,
     snapshots: Arc<SnapshotFiles>,
 }
@@ -151,13 +211,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let store = std::mem::replace(&mut self.data, Ok(RecordStore::default()))?;
+        let store = std::mem::replace(
+            &mut self.data,
+            Err(io::Error::other("snapshot already built")),
+        )?;
         let meta_bytes = encode(&self.meta)?;
         let (files, group) = (self.snapshots.clone(), self.group);
         // Encoding every record, writing and fsyncing a file are blocking work: keep them off
         // the async workers.
         let data = tokio::task::spawn_blocking(move || {
-            let data = store.encode_snapshot();
+            let data = store.encode();
             files.save(group, &meta_bytes, &data).map(|_| data)
         })
         .await

@@ -1,4 +1,3 @@
-//! Who is in the cluster (gossip discovery) and where data lives (roster and placement).
+//! Who is in the cluster (gossip discovery) (the catalog decides where data lives).
 
 pub mod gossip;
-pub mod placement;

@@ -16,6 +16,8 @@ pub enum FrameKind {
     Hello = 0,
     Raft = 1,
     Forward = 2,
+    /// Propose a command on a group this node leads (the tag is the group).
+    Propose = 3,
     Reply = 0x80,
 }
 
@@ -25,6 +27,7 @@ impl FrameKind {
             0 => Some(FrameKind::Hello),
             1 => Some(FrameKind::Raft),
             2 => Some(FrameKind::Forward),
+            3 => Some(FrameKind::Propose),
             0x80 => Some(FrameKind::Reply),
             _ => None,
         }

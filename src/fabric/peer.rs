@@ -224,6 +224,21 @@ impl Fabric {
     }
 }
 
+impl Fabric {
+    /// Ask `target` to propose an encoded command on `group`; returns its encoded result.
+    pub async fn propose(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        command: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        self.request(target, FrameKind::Propose, group, command, timeout)
+            .await
+            .map(|(_, p)| p)
+    }
+}
+
 /// The fabric as the Raft groups' transport.
 pub struct RaftTransport(pub Arc<Fabric>);
 

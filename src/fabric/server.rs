@@ -15,6 +15,8 @@ pub trait Handler: Send + Sync + 'static {
     fn raft(&self, group: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
     /// A client request forwarded by another node (`hops` so far); returns a response frame.
     fn forward(&self, hops: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
+    /// A command to propose on `group` (an encoded command); returns the encoded result.
+    fn propose(&self, group: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
 }
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +81,7 @@ async fn connection(
         let fut = match frame.kind {
             FrameKind::Raft => handler.raft(frame.tag, frame.payload),
             FrameKind::Forward => handler.forward(frame.tag, frame.payload),
+            FrameKind::Propose => handler.propose(frame.tag, frame.payload),
             FrameKind::Hello | FrameKind::Reply => {
                 break Err(std::io::Error::other("unexpected fabric frame kind"))
             }

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod frame;
 pub mod info;
+pub mod info_command;
 pub mod message;
 pub mod msgpack;
 pub mod particle;

@@ -7,14 +7,14 @@
 
 use crate::clock::now_since_2010;
 use crate::fabric::ForwardError;
-use crate::node::Node;
+use crate::node::{Node, Route};
 use crate::protocol::message::parse_as_msg;
 use crate::protocol::request::{
     decode_request, ttl_to_void_time, KeyRef, ReadBins, ReadMode, Request,
 };
 use crate::protocol::response::{encode_error, encode_response};
 use crate::stats::Stats;
-use raft::{GroupId, NodeId, ReadError, WriteError};
+use raft::{NodeId, ReadError, WriteError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::command::{Command, DeleteCommand, Outcome, WriteCommand};
@@ -60,8 +60,11 @@ pub async fn handle_message(node: &Arc<Node>, body: &[u8], hops: u32) -> Vec<u8>
             ..
         } => {
             let now = now_since_2010();
-            let expiry = match ttl_to_void_time(record_ttl, now, node.config.namespace.default_ttl)
-            {
+            let default_ttl = match route(node, &key) {
+                Ok(r) => r.default_ttl,
+                Err(code) => return error(node, code),
+            };
+            let expiry = match ttl_to_void_time(record_ttl, now, default_ttl) {
                 Ok(e) => e,
                 Err(code) => return error(node, code),
             };
@@ -98,13 +101,9 @@ fn error(node: &Node, code: ResultCode) -> Vec<u8> {
     encode_error(code)
 }
 
-/// The group of a key, after checking the namespace.
-fn route(node: &Node, key: &KeyRef) -> Result<(GroupId, Vec<NodeId>), ResultCode> {
-    if key.namespace != node.config.namespace.name {
-        return Err(ResultCode::Namespace);
-    }
-    node.group_for(partition_id(&key.digest))
-        .ok_or(ResultCode::Unavailable)
+/// The group of a key (NAMESPACE for an unknown namespace).
+fn route(node: &Node, key: &KeyRef) -> Result<Route, ResultCode> {
+    node.route(&key.namespace, partition_id(&key.digest))
 }
 
 /// Where to send a request this node cannot serve: the known leader, else a live replica.
@@ -139,7 +138,9 @@ async fn write(
     key: &KeyRef,
     cmd: Command,
 ) -> Vec<u8> {
-    let (group, replicas) = match route(node, key) {
+    let Route {
+        group, replicas, ..
+    } = match route(node, key) {
         Ok(r) => r,
         Err(code) => return error(node, code),
     };
@@ -182,13 +183,18 @@ async fn read(
     mode: ReadMode,
 ) -> Vec<u8> {
     Stats::bump(&node.stats.reads);
-    let (group, replicas) = match route(node, key) {
+    let Route {
+        group,
+        replicas,
+        allow_relaxed_reads,
+        ..
+    } = match route(node, key) {
         Ok(r) => r,
         Err(code) => return error(node, code),
     };
     let now = now_since_2010();
-    let relaxed = matches!(mode, ReadMode::AllowReplica | ReadMode::AllowUnavailable)
-        && node.config.namespace.allow_relaxed_reads;
+    let relaxed =
+        matches!(mode, ReadMode::AllowReplica | ReadMode::AllowUnavailable) && allow_relaxed_reads;
     if relaxed {
         // Documented as not linearizable: this replica's state, whatever it is.
         if let Ok(o) = node

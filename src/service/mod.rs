@@ -55,7 +55,7 @@ async fn connection(mut stream: TcpStream, node: &Arc<Node>) -> Result<(), Frame
         let reply = match f.kind {
             frame::TYPE_INFO => {
                 Stats::bump(&node.stats.info_requests);
-                info::answer(node, &f.body)
+                info::answer(node, &f.body).await
             }
             frame::TYPE_ADMIN => crate::protocol::admin::security_not_enabled_reply(),
             frame::TYPE_MSG => handle_message(node, &f.body, 0).await,

@@ -15,6 +15,12 @@ pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
     match cmd {
         Command::Write(w) => apply_write(store, w),
         Command::Delete(d) => apply_delete(store, d),
+        Command::DeleteSet { set } => {
+            store.remove_set(set);
+            Outcome::ok(0, 0)
+        }
+        // Catalog commands belong to the metadata group; a data group refuses them.
+        Command::Catalog(_) => Outcome::error(ResultCode::Parameter),
     }
 }
 

@@ -95,6 +95,12 @@ pub struct DeleteCommand {
 pub enum Command {
     Write(WriteCommand),
     Delete(DeleteCommand),
+    /// Delete every record of a set in the group (the seed's `delete-set`).
+    DeleteSet {
+        set: String,
+    },
+    /// A change to the cluster catalog (metadata group only).
+    Catalog(crate::catalog::CatalogCommand),
 }
 
 impl std::fmt::Display for Command {
@@ -102,6 +108,8 @@ impl std::fmt::Display for Command {
         match self {
             Command::Write(w) => write!(f, "write {} ops", w.ops.len()),
             Command::Delete(_) => write!(f, "delete"),
+            Command::DeleteSet { set } => write!(f, "delete set {set}"),
+            Command::Catalog(c) => write!(f, "catalog {c:?}"),
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn cases<S: LogStore>() -> Vec<(&'static str, Case<S>)> {
         ("truncate_after", truncate_after::<S>),
         ("purge_upto", purge_upto::<S>),
         ("groups_isolated", groups_isolated::<S>),
+        ("remove_group", remove_group::<S>),
         ("key_edges", key_edges::<S>),
         ("meta_per_group", meta_per_group::<S>),
         ("sync_callback_once", sync_callback_once::<S>),
@@ -277,6 +278,35 @@ pub fn groups_isolated<S: LogStore>(open: &dyn Fn(&Path) -> S) {
     s.truncate_after(2, None).expect("truncate all of 2");
     assert_eq!(s.groups().expect("groups"), vec![1, 256]);
     assert_eq!(read(&s, 1, 0, 100), span(1, 11));
+}
+
+/// Removing a group forgets its entries and metadata, durably, and leaves its neighbours.
+pub fn remove_group<S: LogStore>(open: &dyn Fn(&Path) -> S) {
+    let dir = TempDir::new("remove-group");
+    {
+        let s = open(dir.path());
+        for g in [4095, 4096, 4097] {
+            append(&s, g, 1..30);
+            s.put_meta(g, "vote", vec![g as u8]).expect("put_meta");
+        }
+        s.remove_group(4096).expect("remove_group");
+        assert_eq!(bounds(&s, 4096), (None, None));
+        assert_eq!(s.get_meta(4096, "vote").expect("get_meta"), None);
+        assert_eq!(s.groups().expect("groups"), vec![4095, 4097]);
+        s.remove_group(77)
+            .expect("removing an absent group is a no-op");
+        s.sync_blocking().expect("sync");
+    }
+    let s = open(dir.path());
+    assert_eq!(s.groups().expect("groups"), vec![4095, 4097]);
+    assert_eq!(read(&s, 4095, 0, 100), span(1, 30));
+    assert_eq!(
+        s.get_meta(4097, "vote").expect("get_meta"),
+        Some(vec![4097u32 as u8])
+    );
+    // The group can be written again from scratch.
+    append(&s, 4096, 1..3);
+    assert_eq!(bounds(&s, 4096), (Some(1), Some(2)));
 }
 
 /// Extreme group ids and indexes: the key encoding must not wrap or mix neighbours.

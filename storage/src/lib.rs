@@ -6,6 +6,7 @@
 //! where blocking I/O runs.
 
 pub mod apply;
+pub mod catalog;
 pub mod command;
 pub mod conformance;
 pub mod error;

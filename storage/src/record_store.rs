@@ -60,6 +60,13 @@ impl RecordStore {
         self.records.remove(digest).is_some()
     }
 
+    /// Remove every record of `set`; answers how many were removed.
+    pub fn remove_set(&mut self, set: &str) -> usize {
+        let before = self.records.len();
+        self.records.retain(|_, r| r.set != set);
+        before - self.records.len()
+    }
+
     /// Stored records, including expired ones not yet removed.
     pub fn len(&self) -> usize {
         self.records.len()

@@ -120,7 +120,7 @@ impl Cluster {
         use base64::Engine;
         let mut claimed = [0u8; 512];
         for i in 1..=self.nodes {
-            let Ok(answer) = self.info(i, "replicas").await else {
+            let Ok(answer) = self.info(i, "replicas-leaders").await else {
                 continue;
             };
             let Some((_, cols)) = answer.split(';').next().and_then(|ns| ns.split_once(':')) else {

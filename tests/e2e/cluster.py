@@ -145,7 +145,7 @@ class Cluster:
         import base64
         claimed = bytearray(512)
         for i in self.live():
-            ns = info(self.port(i), "replicas").split(";")[0]
+            ns = info(self.port(i), "replicas-leaders").split(";")[0]
             cols = ns.split(":", 1)[1].split(",")
             bitmap = base64.b64decode(cols[2])
             for k in range(512):
@@ -154,7 +154,7 @@ class Cluster:
 
     def leads_some(self, i):
         import base64
-        ns = info(self.port(i), "replicas").split(";")[0]
+        ns = info(self.port(i), "replicas-leaders").split(";")[0]
         bitmap = base64.b64decode(ns.split(":", 1)[1].split(",")[2])
         return any(bitmap)
 

@@ -18,7 +18,7 @@ def partition_of(client, key):
 
 
 def masters(port):
-    ns = info(port, "replicas").split(";")[0]
+    ns = info(port, "replicas-leaders").split(";")[0]
     return base64.b64decode(ns.split(":", 1)[1].split(",")[2])
 
 

@@ -275,7 +275,7 @@ proptest! {
         let mut b = RecordStore::new();
         for cmd in &cmds {
             let before = a.clone();
-            let (digest, now) = match cmd { Command::Write(w) => (w.digest, w.now), Command::Delete(d) => (d.digest, d.now) };
+            let (digest, now) = match cmd { Command::Write(w) => (w.digest, w.now), Command::Delete(d) => (d.digest, d.now), _ => unreachable!("only writes and deletes are generated") };
             let old_gen = a.get(&digest, now).map(|r| r.generation);
             let oa = apply(&mut a, cmd);
             let ob = apply(&mut b, cmd);
@@ -297,4 +297,31 @@ proptest! {
 fn garbage_snapshots_are_errors() {
     assert!(RecordStore::decode_snapshot(&[1, 2, 3]).is_err());
     assert!(RecordStore::decode_snapshot(&[]).is_err());
+}
+
+#[test]
+fn delete_set_removes_only_that_set() {
+    let mut store = RecordStore::new();
+    for (i, set) in ["a", "b", "a", ""].iter().enumerate() {
+        let digest = [i as u8; 20];
+        let r = Record {
+            set: set.to_string(),
+            key: None,
+            bins: Vec::new(),
+            generation: 1,
+            void_time: 0,
+        };
+        store.insert(digest, r);
+    }
+    let o = apply(&mut store, &Command::DeleteSet { set: "a".into() });
+    assert_eq!(o.code, ResultCode::Ok);
+    assert_eq!(store.len(), 2);
+    assert!(store.iter().all(|(_, r)| r.set != "a"));
+    // A catalog command is refused by a data group and changes nothing.
+    let o = apply(
+        &mut store,
+        &Command::Catalog(crate::catalog::CatalogCommand::DropNamespace { name: "x".into() }),
+    );
+    assert_eq!(o.code, ResultCode::Parameter);
+    assert_eq!(store.len(), 2);
 }

@@ -28,6 +28,7 @@ enum Op {
     Truncate(GroupId, Option<LogIndex>),
     Purge(GroupId, LogIndex),
     PutMeta(GroupId, String, Vec<u8>),
+    RemoveGroup(GroupId),
 }
 
 impl State {
@@ -64,6 +65,10 @@ impl State {
             }
             Op::PutMeta(g, k, v) => {
                 self.meta.insert((g, k), v);
+            }
+            Op::RemoveGroup(g) => {
+                self.logs.remove(&g);
+                self.meta.retain(|(mg, _), _| *mg != g);
             }
         }
     }
@@ -234,6 +239,10 @@ impl LogStore for MemLogStore {
 
     fn truncate_after(&self, group: GroupId, after: Option<LogIndex>) -> Result<()> {
         self.write(Op::Truncate(group, after))
+    }
+
+    fn remove_group(&self, group: GroupId) -> Result<()> {
+        self.write(Op::RemoveGroup(group))
     }
 
     fn purge_upto(&self, group: GroupId, upto: LogIndex) -> Result<()> {

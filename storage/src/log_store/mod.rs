@@ -96,6 +96,11 @@ pub trait LogStore: Send + Sync + 'static {
     /// snapshot already covers them. Purging past the last entry empties the group's log.
     fn purge_upto(&self, group: GroupId, upto: LogIndex) -> Result<()>;
 
+    /// Forget the group entirely: every entry and every metadata key (used when its namespace
+    /// is dropped). Durable after the next sync; a crash before it may leave part of the
+    /// group, which the caller removes again on restart.
+    fn remove_group(&self, group: GroupId) -> Result<()>;
+
     /// Entries with start <= index < end, in order.
     ///
     /// Returns only what is stored: purged or never-written indexes are simply absent, so the

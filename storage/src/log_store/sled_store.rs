@@ -569,6 +569,24 @@ impl LogStore for SledLogStore {
         Ok(())
     }
 
+    fn remove_group(&self, group: GroupId) -> Result<()> {
+        self.truncate_after(group, None)?;
+        let keys: Vec<sled::IVec> = self
+            .meta
+            .scan_prefix(group.to_be_bytes())
+            .keys()
+            .collect::<sled::Result<_>>()
+            .map_err(|e| {
+                self.shared.poison(&e);
+                Error::Sled(e)
+            })?;
+        for k in keys {
+            let res = self.meta.remove(k);
+            self.sled(res)?;
+        }
+        Ok(())
+    }
+
     fn purge_upto(&self, group: GroupId, upto: LogIndex) -> Result<()> {
         self.shared.check()?;
         let mut cache = self.lock_group(group);

@@ -1,0 +1,241 @@
+//! Namespaces: list, describe, configure, create and drop.
+//!
+//! Both grammars: `create-namespace NS [k=v ...]` (the seed's) and
+//! `create-namespace:namespace=NS;k=v;...` (Aerospike's style); `drop-namespace NS` and
+//! `drop-namespace:namespace=NS`.
+
+use super::stats::namespace_counts;
+use crate::catalog::change::change;
+use crate::clock::now_since_2010;
+use crate::node::Node;
+use crate::protocol::info_command::{parse_ttl, InfoCommand, InfoError, InfoResult, Params};
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use storage::catalog::{validate_namespace_name, CatalogCommand, Namespace, NamespaceSettings};
+use storage::record::ResultCode;
+
+/// Settings `create-namespace` accepts, besides `namespace`.
+const CREATE_KEYS: &[&str] = &[
+    "namespace",
+    "replication-factor",
+    "default-ttl",
+    "raft-groups",
+    "allow-relaxed-reads",
+];
+
+pub fn list(node: &Node, _: &InfoCommand) -> InfoResult {
+    Ok(node
+        .catalog()
+        .namespaces
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(";"))
+}
+
+/// `namespace/NS` (or `namespace:NS`): figures then configuration; `type=unknown` for a
+/// namespace that does not exist, as Aerospike answers.
+pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
+    let path = cmd.path();
+    let name = match path.first() {
+        Some(n) if !n.is_empty() => *n,
+        _ => {
+            return Err(InfoError::new(
+                ResultCode::Namespace,
+                "missing namespace name (namespace/<ns>)",
+            ))
+        }
+    };
+    let catalog = node.catalog();
+    let Some(ns) = catalog.namespace(name) else {
+        return Ok("type=unknown".into());
+    };
+    let counts = namespace_counts(node, ns);
+    let cluster_size = ns.roster.iter().filter(|id| node.is_up(**id)).count();
+    let figures = [
+        ("ns_cluster_size", cluster_size.to_string()),
+        (
+            "effective_replication_factor",
+            ns.effective_replication_factor().to_string(),
+        ),
+        ("objects", (counts.master + counts.replica).to_string()),
+        ("tombstones", "0".into()),
+        ("master_objects", counts.master.to_string()),
+        ("master_tombstones", "0".into()),
+        ("prole_objects", counts.replica.to_string()),
+        ("prole_tombstones", "0".into()),
+        ("non_replica_objects", "0".into()),
+        ("dead_partitions", "0".into()),
+        ("unavailable_partitions", "0".into()),
+        ("stop_writes", "false".into()),
+        ("current_time", now_since_2010().to_string()),
+        ("data_used_bytes", counts.bytes.to_string()),
+        ("sets", (ns.sets.len() as u64).to_string()),
+    ];
+    let mut out: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.push(config(ns));
+    Ok(out.join(";"))
+}
+
+/// A namespace's configuration as `k=v;...` (alphabetical, as Aerospike prints it).
+fn config(ns: &Namespace) -> String {
+    let s = &ns.settings;
+    format!(
+        "allow-relaxed-reads={};default-ttl={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
+        s.allow_relaxed_reads, s.default_ttl, s.groups, s.replication_factor
+    )
+}
+
+/// `get-config:context=namespace;namespace=NS` (or `id=NS`); `context=service` for the node.
+pub fn get_config(node: &Node, cmd: &InfoCommand) -> InfoResult {
+    let params = cmd.params();
+    match params.get(&["context"])?.unwrap_or("service") {
+        "namespace" => {
+            let name = params.required(&["namespace", "id"])?;
+            let catalog = node.catalog();
+            let ns = catalog.namespace(name).ok_or_else(|| {
+                InfoError::new(ResultCode::Namespace, "namespace not found on node")
+            })?;
+            Ok(config(ns))
+        }
+        "service" | "network" => Ok(format!(
+            "cluster-name={};node-id={};service-address={};service-port={};fabric-port={};heartbeat-port={};proto-fd-idle-ms=600000",
+            node.config.cluster_name,
+            Node::node_name(node.config.node_id),
+            node.config.host,
+            node.config.port,
+            node.config.port + 1,
+            node.config.port + 2
+        )),
+        _ => Err(InfoError::parameter("invalid context")),
+    }
+}
+
+/// `set-config:context=namespace;namespace=NS;default-ttl=S` (or `allow-relaxed-reads=B`):
+/// one setting per command, replicated through the catalog.
+pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
+    Box::pin(async move {
+        let cmd = InfoCommand::parse(&raw);
+        let params = cmd.params();
+        if params.required(&["context"])? != "namespace" {
+            return Err(InfoError::parameter("invalid context"));
+        }
+        let namespace = params.required(&["namespace", "id"])?.to_string();
+        if params.get(&["set"])?.is_some() {
+            return Err(InfoError::parameter(
+                "set-level configuration is not supported (create a set with create-set)",
+            ));
+        }
+        let changes: Vec<&str> = params
+            .keys()
+            .filter(|k| !matches!(*k, "context" | "namespace" | "id"))
+            .collect();
+        let invalid = || InfoError::parameter("invalid set-config parameter");
+        let [key] = changes.as_slice() else {
+            return Err(invalid());
+        };
+        let value = params.required(&[key])?;
+        let (default_ttl, allow_relaxed_reads) = match *key {
+            "default-ttl" => (Some(parse_ttl(key, value)?), None),
+            "allow-relaxed-reads" => (None, params.boolean(key)?),
+            _ => return Err(invalid()),
+        };
+        change(
+            &node,
+            CatalogCommand::SetNamespaceConfig {
+                namespace,
+                default_ttl,
+                allow_relaxed_reads,
+            },
+        )
+        .await?;
+        Ok("ok".into())
+    })
+}
+
+/// The namespace named by a command in either grammar, and the rest of its parameters as
+/// `k=v;...` text (the seed's extra words are `k=v` too).
+pub(super) fn target(cmd: &InfoCommand) -> Result<(String, String), InfoError> {
+    if cmd.is_seed_form() {
+        let words = cmd.words();
+        let name = words
+            .first()
+            .ok_or_else(|| InfoError::new(ResultCode::Namespace, "missing 'namespace'"))?;
+        return Ok((name.to_string(), words[1..].join(";")));
+    }
+    let params = cmd.params();
+    let name = params.required(&["namespace", "ns"])?;
+    Ok((name.to_string(), cmd.rest.to_string()))
+}
+
+/// The settings of a new namespace: the node's first configured namespace as the template
+/// (its replication factor and group count), overridden by the command's parameters.
+fn settings(node: &Node, params: &Params) -> Result<NamespaceSettings, InfoError> {
+    params.only(CREATE_KEYS)?;
+    let template = node
+        .config
+        .namespaces
+        .first()
+        .map(|n| n.settings())
+        .unwrap_or_default();
+    let mut s = NamespaceSettings {
+        replication_factor: template.replication_factor,
+        groups: template.groups,
+        default_ttl: 0,
+        allow_relaxed_reads: false,
+    };
+    if let Some(rf) = params.number("replication-factor")? {
+        s.replication_factor = rf;
+    }
+    if let Some(t) = params.get(&["default-ttl"])? {
+        s.default_ttl = parse_ttl("default-ttl", t)?;
+    }
+    if let Some(g) = params.number("raft-groups")? {
+        s.groups = g;
+    }
+    if let Some(r) = params.boolean("allow-relaxed-reads")? {
+        s.allow_relaxed_reads = r;
+    }
+    storage::catalog::validate_settings(&s)?;
+    Ok(s)
+}
+
+pub fn create(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
+    Box::pin(async move {
+        let cmd = InfoCommand::parse(&raw);
+        let (name, rest) = target(&cmd)?;
+        validate_namespace_name(&name)?;
+        let settings = settings(&node, &Params::parse(&rest))?;
+        let asked = settings.replication_factor;
+        change(
+            &node,
+            CatalogCommand::CreateNamespace {
+                name: name.clone(),
+                settings,
+            },
+        )
+        .await?;
+        let effective = node
+            .catalog()
+            .namespace(&name)
+            .map_or(asked, |n| n.effective_replication_factor());
+        Ok(if effective < asked {
+            format!("ok:replication-factor {asked} capped at {effective} (the roster has {effective} nodes)")
+        } else {
+            "ok".into()
+        })
+    })
+}
+
+pub fn drop(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
+    Box::pin(async move {
+        let cmd = InfoCommand::parse(&raw);
+        let (name, rest) = target(&cmd)?;
+        if !rest.is_empty() && cmd.is_seed_form() {
+            return Err(InfoError::parameter("drop-namespace takes only a name"));
+        }
+        validate_namespace_name(&name)?;
+        change(&node, CatalogCommand::DropNamespace { name }).await?;
+        Ok("ok".into())
+    })
+}

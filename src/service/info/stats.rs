@@ -1,0 +1,92 @@
+//! Node statistics, and the record counts other families report.
+
+use crate::node::Node;
+use crate::protocol::info_command::{InfoCommand, InfoResult};
+use crate::stats::Stats;
+use std::collections::BTreeMap;
+use storage::catalog::Namespace;
+
+/// Records of one namespace held on this node.
+#[derive(Default, Debug, Clone)]
+pub struct Counts {
+    /// In groups this node leads.
+    pub master: u64,
+    /// In groups this node follows.
+    pub replica: u64,
+    /// Bytes of the copies held (records' encoded size).
+    pub bytes: u64,
+    /// Copies held per set ("" for records without a set).
+    pub per_set: BTreeMap<String, (u64, u64)>,
+}
+
+/// Count the records of `ns` this node holds (every copy: led and followed groups).
+pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
+    let me = node.config.node_id;
+    let mut c = Counts::default();
+    for g in 0..ns.settings.groups {
+        let id = ns.group_id(g);
+        let Some(group) = node.multi.group(id) else {
+            continue;
+        };
+        let leads = node.multi.status(id).and_then(|s| s.leader) == Some(me);
+        let Ok(records) = group.records.read() else {
+            continue;
+        };
+        for (_, r) in records.iter() {
+            if leads {
+                c.master += 1;
+            } else {
+                c.replica += 1;
+            }
+            let size = r.size() as u64;
+            c.bytes += size;
+            let e = c.per_set.entry(r.set.clone()).or_default();
+            e.0 += 1;
+            e.1 += size;
+        }
+    }
+    c
+}
+
+pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
+    let s = &node.stats;
+    let catalog = node.catalog();
+    let objects: u64 = catalog
+        .namespaces
+        .values()
+        .map(|ns| namespace_counts(node, ns).master)
+        .sum();
+    let members = node.members.borrow();
+    let cluster_size = members.values().filter(|m| m.up).count();
+    let wal = node.log_stats();
+    let groups = node.multi.groups();
+    let leaders = groups
+        .iter()
+        .filter(|g| node.multi.status(g.id).and_then(|st| st.leader) == Some(node.config.node_id))
+        .count();
+    Ok([
+        ("cluster_size", cluster_size as u64),
+        ("uptime", node.started.elapsed().as_secs()),
+        ("objects", objects),
+        ("namespaces", catalog.namespaces.len() as u64),
+        ("catalog_version", catalog.version),
+        ("raft_groups", groups.len() as u64),
+        ("raft_groups_led", leaders as u64),
+        ("client_connections", Stats::get(&s.client_connections)),
+        ("client_read_requests", Stats::get(&s.reads)),
+        ("client_read_not_found", Stats::get(&s.read_not_found)),
+        ("client_write_requests", Stats::get(&s.writes)),
+        ("client_delete_requests", Stats::get(&s.deletes)),
+        ("client_errors", Stats::get(&s.errors)),
+        ("client_in_doubt", Stats::get(&s.in_doubt)),
+        ("proxied_requests", Stats::get(&s.forwarded)),
+        ("info_requests", Stats::get(&s.info_requests)),
+        ("wal_fsyncs", wal.flushes),
+        ("wal_synced_requests", wal.synced_requests),
+        ("wal_fsync_bytes", wal.flushed_bytes),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect::<Vec<_>>()
+    .join(";"))
+}

@@ -1,0 +1,603 @@
+//! The cluster catalog: what the metadata Raft group replicates.
+//!
+//! The catalog holds the roster, every namespace with its settings, its sets, the placement
+//! of its data groups and (later) its secondary-index definitions. Every change is a
+//! [`CatalogCommand`] applied by [`Catalog::apply`], a pure function, so every node that
+//! applies the same log reaches the same catalog. Nodes only *react* to the applied catalog
+//! (opening and closing groups); nothing a node decides alone changes it.
+//!
+//! [`Catalog::check`] is the same decision without the change, so the node proposing a
+//! command can answer a precise error before proposing, and apply refuses the same inputs if
+//! the catalog moved in between.
+
+use crate::record::{ResultCode, NAMESPACE_MAX, PARTITIONS, SET_NAME_MAX};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A node's id (the same as Raft's).
+pub type NodeId = u64;
+/// A Raft group id: `namespace id << GROUP_BITS | group index`.
+pub type GroupId = u32;
+
+/// The metadata group (namespace id 0 is reserved for it).
+pub const META_GROUP: GroupId = 0;
+/// Bits of a group id that hold the group's index within its namespace (4096 = 2^12).
+pub const GROUP_BITS: u32 = 12;
+/// Namespace ids are never reused, so a dropped namespace's groups can never be confused with
+/// a new one's; 20 bits leave about a million creations (u32::MAX is the node-meta group).
+pub const MAX_NAMESPACE_ID: u32 = (1 << (32 - GROUP_BITS)) - 2;
+/// At most this many namespaces live at once (Aerospike Enterprise's limit).
+pub const MAX_NAMESPACES: usize = 32;
+/// At most this many sets per namespace (Aerospike 7/8).
+pub const MAX_SETS: usize = 4095;
+/// Voters of the metadata group: the first roster nodes, at most this many.
+pub const MAX_META_VOTERS: usize = 5;
+
+pub fn group_id(namespace_id: u32, g: u16) -> GroupId {
+    (namespace_id << GROUP_BITS) | u32::from(g)
+}
+
+/// (namespace id, group index) of a group id.
+pub fn split_group_id(id: GroupId) -> (u32, u16) {
+    (id >> GROUP_BITS, (id & ((1 << GROUP_BITS) - 1)) as u16)
+}
+
+/// A namespace's settings, as configured or created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSettings {
+    /// Replicas per group as asked; the placement caps it at the roster size.
+    pub replication_factor: usize,
+    /// TTL (seconds) for writes that ask for the namespace default; 0 = never expire.
+    pub default_ttl: u32,
+    /// Raft groups the 4096 partitions are spread over.
+    pub groups: u16,
+    /// Whether clients may ask for relaxed (not linearizable) replica reads.
+    pub allow_relaxed_reads: bool,
+}
+
+impl Default for NamespaceSettings {
+    fn default() -> Self {
+        NamespaceSettings {
+            replication_factor: 3,
+            default_ttl: 0,
+            groups: 16,
+            allow_relaxed_reads: false,
+        }
+    }
+}
+
+/// A secondary-index definition (kept for the index feature; nothing maintains it yet).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SindexDef {
+    pub set: Option<String>,
+    pub bin: String,
+    /// `numeric`, `string` or `blob`.
+    pub bin_type: String,
+    /// `default`, `list`, `mapkeys` or `mapvalues`.
+    pub index_type: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Never reused: the high bits of its groups' ids.
+    pub id: u32,
+    pub name: String,
+    pub settings: NamespaceSettings,
+    /// The namespace's active roster (sorted) and the one `recluster` would activate.
+    pub roster: Vec<NodeId>,
+    pub pending_roster: Vec<NodeId>,
+    /// Sets created explicitly (writes create sets implicitly, without the catalog).
+    pub sets: BTreeSet<String>,
+    /// Replicas of each group, preferred leader first.
+    pub placement: Vec<Vec<NodeId>>,
+    pub sindexes: BTreeMap<String, SindexDef>,
+}
+
+impl Namespace {
+    /// The group index that owns `partition`.
+    pub fn group_of(&self, partition: u16) -> u16 {
+        partition % self.settings.groups
+    }
+
+    pub fn group_id(&self, g: u16) -> GroupId {
+        group_id(self.id, g)
+    }
+
+    /// Replicas per group after capping at the roster size.
+    pub fn effective_replication_factor(&self) -> usize {
+        self.placement.first().map_or(0, Vec::len)
+    }
+
+    /// Group indexes `node` holds a replica of.
+    pub fn groups_of(&self, node: NodeId) -> impl Iterator<Item = u16> + '_ {
+        self.placement
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.contains(&node))
+            .map(|(g, _)| g as u16)
+    }
+}
+
+/// What the metadata group replicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Set by the first command: the cluster exists.
+    pub formed: bool,
+    /// The nodes the cluster formed with (sorted): the roster new namespaces start from and
+    /// the nodes the metadata group's voters are drawn from.
+    pub roster: Vec<NodeId>,
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// The id the next namespace gets.
+    pub next_namespace_id: u32,
+    /// Bumped by every applied change.
+    pub version: u64,
+}
+
+/// A change to the catalog (the payload of a metadata-group log entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    /// Form the cluster: its roster and its start-up namespaces. Ignored once formed.
+    Form {
+        roster: Vec<NodeId>,
+        namespaces: Vec<(String, NamespaceSettings)>,
+    },
+    CreateNamespace {
+        name: String,
+        settings: NamespaceSettings,
+    },
+    DropNamespace {
+        name: String,
+    },
+    CreateSet {
+        namespace: String,
+        set: String,
+    },
+    /// Forget an explicitly created set (its records are deleted by the data groups first).
+    RemoveSet {
+        namespace: String,
+        set: String,
+    },
+    /// Change the settings that may change live.
+    SetNamespaceConfig {
+        namespace: String,
+        default_ttl: Option<u32>,
+        allow_relaxed_reads: Option<bool>,
+    },
+}
+
+/// A refused catalog command: an Aerospike result code and a message for `ERROR:<code>:<msg>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CatalogError {
+    pub code: ResultCode,
+    pub message: String,
+}
+
+impl CatalogError {
+    pub fn new(code: ResultCode, message: impl Into<String>) -> CatalogError {
+        CatalogError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn parameter(message: impl Into<String>) -> CatalogError {
+        CatalogError::new(ResultCode::Parameter, message)
+    }
+
+    fn no_namespace(name: &str) -> CatalogError {
+        CatalogError::new(ResultCode::Namespace, format!("namespace {name} not found"))
+    }
+}
+
+/// Namespace names: 1..=31 bytes of letters, digits, `_` and `-` (they appear unquoted in
+/// info answers, so separators are refused).
+pub fn validate_namespace_name(name: &str) -> Result<(), CatalogError> {
+    if name.is_empty() {
+        return Err(CatalogError::new(
+            ResultCode::Namespace,
+            "missing 'namespace' value",
+        ));
+    }
+    if name.len() > NAMESPACE_MAX {
+        return Err(CatalogError::new(
+            ResultCode::Namespace,
+            format!("'namespace' value too long (at most {NAMESPACE_MAX} bytes)"),
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(CatalogError::parameter(format!(
+            "namespace name {name:?} may hold only letters, digits, '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// Set names: 1..=63 bytes without the info protocol's separators or control characters.
+pub fn validate_set_name(name: &str) -> Result<(), CatalogError> {
+    if name.is_empty() {
+        return Err(CatalogError::parameter("missing 'set' value"));
+    }
+    if name.len() > SET_NAME_MAX {
+        return Err(CatalogError::parameter(format!(
+            "'set' value too long (at most {SET_NAME_MAX} bytes)"
+        )));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, ':' | ';' | '=' | '/'))
+    {
+        return Err(CatalogError::parameter(format!(
+            "set name {name:?} may not hold ':', ';', '=', '/' or control characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_settings(s: &NamespaceSettings) -> Result<(), CatalogError> {
+    if s.replication_factor == 0 {
+        return Err(CatalogError::parameter(
+            "replication-factor must be at least 1",
+        ));
+    }
+    if s.groups == 0 || s.groups > PARTITIONS {
+        return Err(CatalogError::parameter(format!(
+            "raft-groups must be 1..={PARTITIONS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Replicas of every group: `replication_factor` (capped at the roster size) consecutive
+/// roster nodes starting at a rotating offset, so leaders and replicas spread evenly; `salt`
+/// (the namespace id) shifts the rotation so namespaces do not all lead from the same node.
+pub fn place(
+    roster: &[NodeId],
+    replication_factor: usize,
+    groups: u16,
+    salt: u32,
+) -> Vec<Vec<NodeId>> {
+    let n = roster.len();
+    if n == 0 {
+        return vec![Vec::new(); usize::from(groups)];
+    }
+    let rf = replication_factor.clamp(1, n);
+    (0..usize::from(groups))
+        .map(|g| {
+            (0..rf)
+                .map(|i| roster[(g + salt as usize + i) % n])
+                .collect()
+        })
+        .collect()
+}
+
+impl Catalog {
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.get(name)
+    }
+
+    /// The namespace holding data group `group`.
+    pub fn namespace_of_group(&self, group: GroupId) -> Option<&Namespace> {
+        let (id, _) = split_group_id(group);
+        self.namespaces.values().find(|n| n.id == id)
+    }
+
+    /// Whether group `group` belonged to a namespace that has since been dropped (its id was
+    /// handed out and is no longer live). Safe to act on even while the catalog is still
+    /// being replayed: a namespace id below `next_namespace_id` that is absent was dropped.
+    pub fn is_dropped_group(&self, group: GroupId) -> bool {
+        let (id, _) = split_group_id(group);
+        id != 0 && id < self.next_namespace_id && self.namespace_of_group(group).is_none()
+    }
+
+    /// Voters of the metadata group: the first roster nodes.
+    pub fn meta_voters(&self) -> Vec<NodeId> {
+        self.roster.iter().copied().take(MAX_META_VOTERS).collect()
+    }
+
+    /// Whether `cmd` would be applied, and if not, why.
+    pub fn check(&self, cmd: &CatalogCommand) -> Result<(), CatalogError> {
+        if !self.formed && !matches!(cmd, CatalogCommand::Form { .. }) {
+            return Err(CatalogError::new(
+                ResultCode::Unavailable,
+                "the cluster has not formed yet",
+            ));
+        }
+        match cmd {
+            CatalogCommand::Form { roster, namespaces } => {
+                if self.formed {
+                    return Err(CatalogError::parameter("the cluster is already formed"));
+                }
+                if roster.is_empty() {
+                    return Err(CatalogError::parameter("a cluster needs at least one node"));
+                }
+                for (name, s) in namespaces {
+                    validate_namespace_name(name)?;
+                    validate_settings(s)?;
+                }
+                Ok(())
+            }
+            CatalogCommand::CreateNamespace { name, settings } => {
+                validate_namespace_name(name)?;
+                validate_settings(settings)?;
+                if self.namespaces.contains_key(name) {
+                    return Err(CatalogError::parameter(format!(
+                        "namespace {name} already exists"
+                    )));
+                }
+                if self.namespaces.len() >= MAX_NAMESPACES {
+                    return Err(CatalogError::parameter(format!(
+                        "at most {MAX_NAMESPACES} namespaces"
+                    )));
+                }
+                if self.next_namespace_id > MAX_NAMESPACE_ID {
+                    return Err(CatalogError::new(
+                        ResultCode::ServerError,
+                        "namespace ids exhausted",
+                    ));
+                }
+                Ok(())
+            }
+            CatalogCommand::DropNamespace { name } => self.existing(name).map(|_| ()),
+            CatalogCommand::CreateSet { namespace, set } => {
+                let ns = self.existing(namespace)?;
+                validate_set_name(set)?;
+                if !ns.sets.contains(set) && ns.sets.len() >= MAX_SETS {
+                    return Err(CatalogError::parameter(format!(
+                        "at most {MAX_SETS} sets per namespace"
+                    )));
+                }
+                Ok(())
+            }
+            CatalogCommand::RemoveSet { namespace, set } => {
+                self.existing(namespace)?;
+                validate_set_name(set)
+            }
+            CatalogCommand::SetNamespaceConfig { namespace, .. } => {
+                self.existing(namespace).map(|_| ())
+            }
+        }
+    }
+
+    fn existing(&self, name: &str) -> Result<&Namespace, CatalogError> {
+        self.namespaces
+            .get(name)
+            .ok_or_else(|| CatalogError::no_namespace(name))
+    }
+
+    /// Apply one command; on error the catalog is unchanged.
+    pub fn apply(&mut self, cmd: &CatalogCommand) -> Result<(), CatalogError> {
+        self.check(cmd)?;
+        match cmd {
+            CatalogCommand::Form { roster, namespaces } => {
+                let mut roster = roster.clone();
+                roster.sort_unstable();
+                roster.dedup();
+                self.roster = roster;
+                self.formed = true;
+                self.next_namespace_id = self.next_namespace_id.max(1);
+                for (name, settings) in namespaces {
+                    if !self.namespaces.contains_key(name) {
+                        self.add_namespace(name, settings);
+                    }
+                }
+            }
+            CatalogCommand::CreateNamespace { name, settings } => {
+                self.add_namespace(name, settings);
+            }
+            CatalogCommand::DropNamespace { name } => {
+                self.namespaces.remove(name);
+            }
+            CatalogCommand::CreateSet { namespace, set } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    ns.sets.insert(set.clone());
+                }
+            }
+            CatalogCommand::RemoveSet { namespace, set } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    ns.sets.remove(set);
+                }
+            }
+            CatalogCommand::SetNamespaceConfig {
+                namespace,
+                default_ttl,
+                allow_relaxed_reads,
+            } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    if let Some(t) = default_ttl {
+                        ns.settings.default_ttl = *t;
+                    }
+                    if let Some(r) = allow_relaxed_reads {
+                        ns.settings.allow_relaxed_reads = *r;
+                    }
+                }
+            }
+        }
+        self.version += 1;
+        Ok(())
+    }
+
+    fn add_namespace(&mut self, name: &str, settings: &NamespaceSettings) {
+        let id = self.next_namespace_id.max(1);
+        self.next_namespace_id = id + 1;
+        let placement = place(
+            &self.roster,
+            settings.replication_factor,
+            settings.groups,
+            id,
+        );
+        self.namespaces.insert(
+            name.to_string(),
+            Namespace {
+                id,
+                name: name.to_string(),
+                settings: settings.clone(),
+                roster: self.roster.clone(),
+                pending_roster: self.roster.clone(),
+                sets: BTreeSet::new(),
+                placement,
+                sindexes: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Snapshot encoding (versioned).
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec((CATALOG_VERSION, self), bincode::config::standard())
+            .unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
+        let ((version, catalog), _): ((u32, Catalog), usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| format!("catalog cannot be decoded: {e}"))?;
+        if version != CATALOG_VERSION {
+            return Err(format!("catalog format version {version} is not supported"));
+        }
+        Ok(catalog)
+    }
+}
+
+const CATALOG_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formed(nodes: Vec<NodeId>) -> Catalog {
+        let mut c = Catalog::default();
+        c.apply(&CatalogCommand::Form {
+            roster: nodes,
+            namespaces: vec![("test".into(), NamespaceSettings::default())],
+        })
+        .unwrap();
+        c
+    }
+
+    #[test]
+    fn form_once_then_namespaces() {
+        let mut c = formed(vec![3, 1, 2]);
+        assert_eq!(c.roster, vec![1, 2, 3]);
+        let test = c.namespace("test").unwrap();
+        assert_eq!(test.id, 1);
+        assert_eq!(test.placement.len(), 16);
+        assert_eq!(test.effective_replication_factor(), 3);
+        let again = CatalogCommand::Form {
+            roster: vec![9],
+            namespaces: vec![],
+        };
+        assert_eq!(c.apply(&again).unwrap_err().code, ResultCode::Parameter);
+        let create = CatalogCommand::CreateNamespace {
+            name: "ns2".into(),
+            settings: NamespaceSettings {
+                replication_factor: 2,
+                ..Default::default()
+            },
+        };
+        c.apply(&create).unwrap();
+        assert_eq!(c.apply(&create).unwrap_err().code, ResultCode::Parameter);
+        let ns2 = c.namespace("ns2").unwrap().clone();
+        assert_eq!(ns2.id, 2);
+        assert!(ns2.placement.iter().all(|r| r.len() == 2));
+        c.apply(&CatalogCommand::DropNamespace { name: "ns2".into() })
+            .unwrap();
+        assert!(c.is_dropped_group(ns2.group_id(3)));
+        assert!(!c.is_dropped_group(group_id(1, 3)));
+        assert!(!c.is_dropped_group(group_id(7, 0)), "never handed out");
+        let err = c
+            .apply(&CatalogCommand::DropNamespace { name: "ns2".into() })
+            .unwrap_err();
+        assert_eq!(err.code, ResultCode::Namespace);
+        // The name can be reused, under a new id.
+        c.apply(&create).unwrap();
+        assert_eq!(c.namespace("ns2").unwrap().id, 3);
+    }
+
+    #[test]
+    fn refusals_leave_the_catalog_unchanged() {
+        let mut c = formed(vec![1]);
+        let before = c.clone();
+        let bad = [
+            CatalogCommand::CreateNamespace {
+                name: "x".repeat(32),
+                settings: Default::default(),
+            },
+            CatalogCommand::CreateNamespace {
+                name: "a;b".into(),
+                settings: Default::default(),
+            },
+            CatalogCommand::CreateNamespace {
+                name: "ok".into(),
+                settings: NamespaceSettings {
+                    groups: 0,
+                    ..Default::default()
+                },
+            },
+            CatalogCommand::CreateSet {
+                namespace: "test".into(),
+                set: "s".repeat(64),
+            },
+            CatalogCommand::CreateSet {
+                namespace: "nope".into(),
+                set: "s".into(),
+            },
+        ];
+        for b in &bad {
+            assert!(c.apply(b).is_err(), "{b:?}");
+        }
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn namespace_limit_and_replication_cap() {
+        let mut c = formed(vec![1, 2]);
+        assert_eq!(
+            c.namespace("test").unwrap().effective_replication_factor(),
+            2
+        );
+        for i in 1..MAX_NAMESPACES {
+            c.apply(&CatalogCommand::CreateNamespace {
+                name: format!("n{i}"),
+                settings: Default::default(),
+            })
+            .unwrap();
+        }
+        let err = c
+            .apply(&CatalogCommand::CreateNamespace {
+                name: "over".into(),
+                settings: Default::default(),
+            })
+            .unwrap_err();
+        assert_eq!(err.code, ResultCode::Parameter);
+    }
+
+    #[test]
+    fn not_formed_refuses_changes() {
+        let mut c = Catalog::default();
+        let err = c
+            .apply(&CatalogCommand::DropNamespace {
+                name: "test".into(),
+            })
+            .unwrap_err();
+        assert_eq!(err.code, ResultCode::Unavailable);
+    }
+
+    #[test]
+    fn encode_roundtrip_and_group_ids() {
+        let c = formed(vec![1, 2, 3]);
+        assert_eq!(Catalog::decode(&c.encode()).unwrap(), c);
+        assert_eq!(split_group_id(group_id(5, 4095)), (5, 4095));
+        assert!(group_id(MAX_NAMESPACE_ID, 4095) < u32::MAX);
+    }
+
+    #[test]
+    fn placement_rotates() {
+        let p = place(&[1, 2, 3], 2, 4, 0);
+        assert_eq!(p, vec![vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2]]);
+        let shifted = place(&[1, 2, 3], 1, 3, 1);
+        assert_eq!(shifted, vec![vec![2], vec![3], vec![1]]);
+    }
+}
