@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod config_file;
 pub mod fabric;
 pub mod info_client;
 pub mod node;

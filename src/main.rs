@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 use strato::config::{NamespaceConfig, NodeConfig};
+use strato::config_file::{self, FileConfig};
 use strato::node::Node;
 
 /// glibc's malloc cost about a fifth of a node's CPU under write load (`_int_malloc`,
@@ -48,55 +49,68 @@ enum Cmd {
     Bench(strato::bench::BenchArgs),
 }
 
+/// Flags of `strato serve`. Each overrides the same key of `--config FILE`, which overrides
+/// the default shown.
 #[derive(Args)]
 struct ServeArgs {
-    /// This node's id (≥ 1, unique in the cluster, never reused).
-    #[arg(long, default_value_t = 1)]
-    node_id: u64,
-    /// Address every listener binds to.
-    #[arg(long, default_value = "127.0.0.1")]
-    address: IpAddr,
-    /// Service port; the fabric uses port + 1 and gossip port + 2.
-    #[arg(long, default_value_t = 3000)]
-    port: u16,
-    #[arg(long, default_value = "./data")]
-    data_dir: PathBuf,
+    /// A TOML configuration file (keys documented in the README).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (≥ 1, unique in the cluster, never reused) [default: 1]
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Address every listener binds to [default: 127.0.0.1]
+    #[arg(long)]
+    address: Option<IpAddr>,
+    /// Service port; the fabric uses port + 1 and gossip port + 2 [default: 3000]
+    #[arg(long)]
+    port: Option<u16>,
+    /// [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Other nodes' gossip addresses (HOST:PORT, comma-separated); our own is ignored.
     #[arg(long, value_delimiter = ',')]
-    seeds: Vec<String>,
-    /// Form a new cluster once this many nodes are discovered (data directories empty).
-    #[arg(long, default_value_t = 1)]
-    bootstrap_expect: usize,
-    #[arg(long, default_value = "strato")]
-    cluster_name: String,
-    #[arg(long, default_value = "test")]
-    namespace: String,
-    /// Replicas per Raft group (capped at the node count).
-    #[arg(long, default_value_t = 3)]
-    replication_factor: usize,
-    /// Raft groups the namespace's 4096 partitions are spread over.
-    #[arg(long, default_value_t = 16)]
-    groups: u16,
-    /// TTL in seconds for writes that ask for the namespace default (0 = never expire).
-    #[arg(long, default_value_t = 0)]
-    default_ttl: u32,
+    seeds: Option<Vec<String>>,
+    /// Form a new cluster once this many nodes are discovered (data directories empty)
+    /// [default: 1]
+    #[arg(long)]
+    bootstrap_expect: Option<usize>,
+    /// [default: strato]
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// The namespace the cluster forms with (with the settings below; more namespaces come
+    /// from the configuration file or `create-namespace`) [default: test]
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Replicas per Raft group (capped at the node count) [default: 3]
+    #[arg(long)]
+    replication_factor: Option<usize>,
+    /// Raft groups the namespace's 4096 partitions are spread over [default: 16]
+    #[arg(long)]
+    groups: Option<u16>,
+    /// TTL in seconds for writes that ask for the namespace default (0 = never expire)
+    /// [default: 0]
+    #[arg(long)]
+    default_ttl: Option<u32>,
     /// Allow clients' relaxed replica reads (ALLOW_REPLICA); these are not linearizable.
     #[arg(long)]
     allow_relaxed_reads: bool,
-    #[arg(long, default_value_t = 200)]
-    heartbeat_ms: u64,
-    #[arg(long, default_value_t = 1000)]
-    election_timeout_ms: u64,
-    /// Snapshot a group (and purge its log) after this many applied entries.
-    #[arg(long, default_value_t = 20_000)]
-    snapshot_every: u64,
-    /// Longest a request waits for a leader, a quorum or a commit.
-    #[arg(long, default_value_t = 5000)]
-    request_timeout_ms: u64,
+    /// [default: 200]
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// [default: 1000]
+    #[arg(long)]
+    election_timeout_ms: Option<u64>,
+    /// Snapshot a group (and purge its log) after this many applied entries [default: 20000]
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    /// Longest a request waits for a leader, a quorum or a commit [default: 5000]
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
     /// Microseconds the write-ahead log waits after the first sync request before it
-    /// fsyncs, so more writes share the fsync (0 = fsync at once).
-    #[arg(long, default_value_t = 0)]
-    wal_linger_us: u64,
+    /// fsyncs, so more writes share the fsync (0 = fsync at once) [default: 0]
+    #[arg(long)]
+    wal_linger_us: Option<u64>,
 }
 
 fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
@@ -115,10 +129,22 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.command {
+        Cmd::Serve(ServeArgs {
+            config: Some(path), ..
+        }) => config_file::load(path).map_err(anyhow::Error::msg)?,
+        _ => FileConfig::default(),
+    };
+    let level = file
+        .logging
+        .level
+        .clone()
+        .unwrap_or_else(|| "info,openraft=warn,sled=warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()),
+                .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
+                .with_context(|| format!("logging level {level:?} is not a valid filter"))?,
         )
         .with_writer(std::io::stderr)
         .init();
@@ -126,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Cmd::Serve(a) => rt.block_on(serve(a)),
+        Cmd::Serve(a) => rt.block_on(serve(node_config(a, file)?)),
         Cmd::Info {
             host,
             commands,
@@ -149,38 +175,85 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+/// The node's configuration: defaults, then the file, then the flags.
+fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
+    let (n, net) = (file.node, file.network);
     let seeds = a
         .seeds
+        .or(net.seeds)
+        .unwrap_or_default()
         .iter()
         .filter(|s| !s.is_empty())
         .map(|s| resolve(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let election = a
+        .election_timeout_ms
+        .or(net.election_timeout_ms)
+        .unwrap_or(1000);
     let raft = raft::config::RaftConfig {
-        heartbeat_ms: a.heartbeat_ms,
-        election_timeout_min_ms: a.election_timeout_ms,
-        election_timeout_max_ms: a.election_timeout_ms * 2,
-        snapshot_every: a.snapshot_every,
+        heartbeat_ms: a.heartbeat_ms.or(net.heartbeat_ms).unwrap_or(200),
+        election_timeout_min_ms: election,
+        election_timeout_max_ms: election * 2,
+        snapshot_every: a.snapshot_every.or(n.snapshot_every).unwrap_or(20_000),
     };
-    let config = NodeConfig {
-        node_id: a.node_id,
-        host: a.address,
-        port: a.port,
-        data_dir: a.data_dir,
+    let mut namespaces: Vec<NamespaceConfig> = file
+        .namespaces
+        .into_iter()
+        .map(|ns| {
+            let d = NamespaceConfig::default();
+            NamespaceConfig {
+                name: ns.name,
+                replication_factor: ns.replication_factor.unwrap_or(d.replication_factor),
+                groups: ns.raft_groups.unwrap_or(d.groups),
+                default_ttl: ns.default_ttl.unwrap_or(d.default_ttl),
+                allow_relaxed_reads: ns.allow_relaxed_reads.unwrap_or(d.allow_relaxed_reads),
+            }
+        })
+        .collect();
+    if namespaces.is_empty() {
+        namespaces.push(NamespaceConfig::default());
+    }
+    // The namespace flags describe the first namespace.
+    let first = &mut namespaces[0];
+    if let Some(name) = a.namespace {
+        first.name = name;
+    }
+    if let Some(rf) = a.replication_factor {
+        first.replication_factor = rf;
+    }
+    if let Some(g) = a.groups {
+        first.groups = g;
+    }
+    if let Some(t) = a.default_ttl {
+        first.default_ttl = t;
+    }
+    first.allow_relaxed_reads |= a.allow_relaxed_reads;
+    Ok(NodeConfig {
+        node_id: a.node_id.or(n.id).unwrap_or(1),
+        host: a
+            .address
+            .or(net.address)
+            .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        port: a.port.or(net.port).unwrap_or(3000),
+        data_dir: a.data_dir.or(n.data_dir).unwrap_or_else(|| "./data".into()),
         seeds,
-        bootstrap_expect: a.bootstrap_expect,
-        cluster_name: a.cluster_name,
-        namespaces: vec![NamespaceConfig {
-            name: a.namespace,
-            replication_factor: a.replication_factor,
-            groups: a.groups,
-            default_ttl: a.default_ttl,
-            allow_relaxed_reads: a.allow_relaxed_reads,
-        }],
+        bootstrap_expect: a.bootstrap_expect.or(net.bootstrap_expect).unwrap_or(1),
+        cluster_name: a
+            .cluster_name
+            .or(n.cluster_name)
+            .unwrap_or_else(|| "strato".into()),
+        namespaces,
         raft,
-        request_timeout: Duration::from_millis(a.request_timeout_ms),
-        wal_linger: Duration::from_micros(a.wal_linger_us),
-    };
+        request_timeout: Duration::from_millis(
+            a.request_timeout_ms
+                .or(n.request_timeout_ms)
+                .unwrap_or(5000),
+        ),
+        wal_linger: Duration::from_micros(a.wal_linger_us.or(n.wal_linger_us).unwrap_or(0)),
+    })
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
