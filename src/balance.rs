@@ -2,7 +2,7 @@
 //! leadership back once it is up and caught up, so leaders stay spread across nodes after
 //! failures and restarts.
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::catalog::split_group_id;

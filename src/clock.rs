@@ -13,3 +13,19 @@ pub fn now_since_2010() -> u32 {
         .unwrap_or(CITRUSLEAF_EPOCH);
     u32::try_from(unix.saturating_sub(CITRUSLEAF_EPOCH)).unwrap_or(u32::MAX)
 }
+
+/// The wall clock as a node sees it: handed to the node, so a simulation can hand it another.
+/// Only leaders read it (to stamp `now` and void times into commands); apply never does.
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since 2010-01-01 (Aerospike's epoch).
+    fn now_since_2010(&self) -> u32;
+}
+
+/// The operating system's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_since_2010(&self) -> u32 {
+        now_since_2010()
+    }
+}

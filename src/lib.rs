@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
+pub mod context;
 pub mod fabric;
 pub mod info_client;
 pub mod node;

@@ -1,26 +1,26 @@
-//! A Strato node: wires storage, the Raft groups, the fabric, gossip and the service port,
-//! and owns every background task.
+//! A Strato node: builds the [`Context`] every part shares (storage, the Raft groups, the
+//! fabric, gossip), starts every background task with it, and owns those tasks: `shutdown`
+//! stops them in reverse order of start, then the groups, then the log.
 //!
 //! The metadata group (group 0) is opened on every node; its applied catalog decides which
 //! data groups this node hosts ([`crate::catalog::follower`]). A brand-new cluster forms once
 //! `--bootstrap-expect` nodes are discovered ([`crate::catalog::formation`]).
 
-use crate::catalog::propose::{ProposeError, ProposeReply};
-use crate::cluster::gossip::{Gossip, GossipConfig, Member};
+use crate::catalog::propose::ProposeReply;
+use crate::clock::{Clock, SystemClock};
+use crate::cluster::gossip::{Gossip, GossipConfig};
 use crate::config::NodeConfig;
+use crate::context::Context;
 use crate::fabric::{self, Fabric};
 use crate::stats::Stats;
-use anyhow::Context;
+use anyhow::Context as _;
 use futures::future::BoxFuture;
-use raft::{GroupId, MultiRaft, NodeId, SharedCatalog};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use raft::{MultiRaft, SharedCatalog};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use storage::catalog::{Catalog, Namespace, META_GROUP};
-use storage::command::Command;
+use std::time::Instant;
+use storage::catalog::{Catalog, META_GROUP};
 use storage::log_store::{LogStore, SledLogStore, SledLogStoreOptions, NODE_META_GROUP};
-use storage::record::ResultCode;
 use storage::snapshot_file::SnapshotFiles;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,41 +31,17 @@ const META_GENERATION: &str = "generation";
 /// cannot read (the roster now lives in the replicated catalog).
 const META_LEGACY_ROSTER: &str = "roster";
 
-pub type Members = watch::Receiver<BTreeMap<u64, Member>>;
-
-/// Where a key's request goes: its namespace's group for the partition, and the settings the
-/// request path needs.
-#[derive(Clone, Debug)]
-pub struct Route {
-    pub group: GroupId,
-    pub replicas: Vec<NodeId>,
-    pub default_ttl: u32,
-    pub allow_relaxed_reads: bool,
-}
-
 pub struct Node {
-    pub config: NodeConfig,
-    pub multi: Arc<MultiRaft>,
-    pub fabric: Arc<Fabric>,
-    pub members: Members,
-    /// The catalog as applied here (published by the metadata group's state machine).
-    catalog: watch::Receiver<Arc<Catalog>>,
-    ready: AtomicBool,
-    pub(crate) log: Arc<dyn LogStore>,
-    pub stats: Stats,
-    pub started: Instant,
-    /// (fingerprint of the last `replicas` answer, partition-generation)
-    pub partition_generation: Mutex<(u64, i64)>,
-    /// (fingerprint of the last peer list, peers-generation)
-    pub peers_generation: Mutex<(u64, u64)>,
+    pub ctx: Arc<Context>,
     gossip: tokio::sync::Mutex<Option<Gossip>>,
     /// Every background task, stopped in reverse order of start at shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
-    /// Open the data directory, bind every listener and start all tasks.
-    pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
+    /// Open the data directory with the sled log store and the system clock, bind every
+    /// listener and start all tasks.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         config.validate().map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -79,6 +55,16 @@ impl Node {
             )
             .with_context(|| format!("opening the log store in {}", config.data_dir.display()))?,
         );
+        Node::start_with(config, log, Arc::new(SystemClock)).await
+    }
+
+    /// Start a node on the log store and clock it is given (a simulation hands it others).
+    pub async fn start_with(
+        config: NodeConfig,
+        log: Arc<dyn LogStore>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Node> {
+        config.validate().map_err(anyhow::Error::msg)?;
         if log.get_meta(NODE_META_GROUP, META_LEGACY_ROSTER)?.is_some() {
             anyhow::bail!(
                 "{} was written by an earlier build (a per-node roster file, no replicated \
@@ -139,7 +125,7 @@ impl Node {
         let fresh = !multi.stored_groups()?.contains(&META_GROUP);
         let (catalog_tx, catalog) = watch::channel(Arc::new(Catalog::default()));
         let catalog_tx: SharedCatalog = Arc::new(catalog_tx);
-        let node = Arc::new(Node {
+        let ctx = Arc::new(Context {
             config,
             multi,
             fabric,
@@ -147,30 +133,34 @@ impl Node {
             catalog,
             ready: AtomicBool::new(false),
             log,
+            clock,
             stats: Stats::default(),
             started: Instant::now(),
             partition_generation: Mutex::new((0, 0)),
             peers_generation: Mutex::new((0, 0)),
+        });
+        let node = Node {
+            ctx: ctx.clone(),
             gossip: tokio::sync::Mutex::new(Some(gossip)),
             tasks: Mutex::new(Vec::new()),
-        });
+        };
         node.spawn(fabric::serve(
             fabric_listener,
-            node.config.cluster_name.clone(),
-            Arc::new(FabricHandler(node.clone())),
+            ctx.config.cluster_name.clone(),
+            Arc::new(FabricHandler(ctx.clone())),
         ));
-        node.multi
+        ctx.multi
             .open_meta_group(META_GROUP, catalog_tx)
             .await
             .context("opening the metadata group")?;
         if fresh {
-            node.spawn(crate::catalog::formation::run(node.clone()));
+            node.spawn(crate::catalog::formation::run(ctx.clone()));
         }
-        node.spawn(crate::catalog::formation::meta_duties(node.clone()));
-        node.spawn(crate::catalog::follower::run(node.clone()));
-        node.spawn(crate::service::serve(service, node.clone()));
-        node.spawn(crate::balance::run(node.clone()));
-        tracing::info!(node = node.config.node_id, service = %node.config.service_addr(), fresh, "node started");
+        node.spawn(crate::catalog::formation::meta_duties(ctx.clone()));
+        node.spawn(crate::catalog::follower::run(ctx.clone()));
+        node.spawn(crate::service::serve(service, ctx.clone()));
+        node.spawn(crate::balance::run(ctx.clone()));
+        tracing::info!(node = ctx.config.node_id, service = %ctx.config.service_addr(), fresh, "node started");
         Ok(node)
     }
 
@@ -179,67 +169,6 @@ impl Node {
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(handle);
         }
-    }
-
-    /// The write-ahead log's counters (fsyncs and how many requests they covered).
-    pub fn log_stats(&self) -> storage::log_store::LogStoreStats {
-        self.log.stats()
-    }
-
-    /// The catalog as applied on this node.
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.borrow().clone()
-    }
-
-    /// A receiver that wakes on every applied catalog change.
-    pub fn catalog_changes(&self) -> watch::Receiver<Arc<Catalog>> {
-        self.catalog.clone()
-    }
-
-    pub(crate) fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
-    }
-
-    /// Whether this node holds all its groups (clients are told to wait until then).
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// The group serving `partition` of `namespace`: NAMESPACE (20) for an unknown namespace,
-    /// UNAVAILABLE (11) before the cluster has formed.
-    pub fn route(&self, namespace: &str, partition: u16) -> Result<Route, ResultCode> {
-        let catalog = self.catalog.borrow();
-        let Some(ns) = catalog.namespace(namespace) else {
-            return Err(if catalog.formed {
-                ResultCode::Namespace
-            } else {
-                ResultCode::Unavailable
-            });
-        };
-        Ok(route_in(ns, partition))
-    }
-
-    pub fn node_name(id: NodeId) -> String {
-        format!("{id:X}")
-    }
-
-    /// Whether gossip currently sees `id` alive (this node always is).
-    pub fn is_up(&self, id: NodeId) -> bool {
-        id == self.config.node_id || self.members.borrow().get(&id).is_some_and(|m| m.up)
-    }
-
-    /// Propose `cmd` on `group` through its leader, wherever it is: locally when this node
-    /// leads, else through the fabric to the leader hint or one of `candidates`, retrying
-    /// while leadership is unknown, until `deadline`. Answers the outcome and the log index
-    /// it was applied at.
-    pub async fn propose(
-        &self,
-        group: GroupId,
-        cmd: Command,
-        candidates: &[NodeId],
-        deadline: Instant,
-    ) -> Result<(storage::command::Outcome, u64), ProposeError> {
-        crate::catalog::propose::propose(self, group, cmd, candidates, deadline).await
     }
 
     pub async fn shutdown(&self) {
@@ -253,27 +182,12 @@ impl Node {
         if let Some(g) = self.gossip.lock().await.take() {
             g.shutdown().await;
         }
-        self.multi.shutdown().await;
-        let _ = self.log.sync_blocking();
+        self.ctx.multi.shutdown().await;
+        let _ = self.ctx.log.sync_blocking();
     }
 }
 
-/// The route of `partition` in `ns` (pure).
-pub fn route_in(ns: &Namespace, partition: u16) -> Route {
-    let g = ns.group_of(partition);
-    Route {
-        group: ns.group_id(g),
-        replicas: ns
-            .placement
-            .get(usize::from(g))
-            .cloned()
-            .unwrap_or_default(),
-        default_ttl: ns.settings.default_ttl,
-        allow_relaxed_reads: ns.settings.allow_relaxed_reads,
-    }
-}
-
-struct FabricHandler(Arc<Node>);
+struct FabricHandler(Arc<Context>);
 
 impl fabric::Handler for FabricHandler {
     fn raft(&self, group: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
@@ -301,6 +215,3 @@ impl fabric::Handler for FabricHandler {
         })
     }
 }
-
-/// How long to wait for things that should happen promptly in a healthy cluster.
-pub const TICK: Duration = Duration::from_millis(100);

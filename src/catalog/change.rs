@@ -3,7 +3,7 @@
 //! operator's next command on the same node sees the change.
 
 use super::propose::ProposeError;
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::InfoError;
 use futures::future::join_all;
 use std::time::{Duration, Instant};

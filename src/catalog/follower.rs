@@ -4,7 +4,7 @@
 //! [`plan`] decides (pure); [`run`] carries the plan out whenever the catalog changes, and
 //! re-checks periodically so a failed step is retried.
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use raft::{GroupId, NodeId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

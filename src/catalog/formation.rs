@@ -7,7 +7,7 @@
 //! catalog is unformed; once formed, it adds the roster nodes beyond the voters as learners so
 //! every node follows the catalog.
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use anyhow::Context;
 use raft::NodeId;
 use std::collections::BTreeSet;

@@ -3,15 +3,9 @@
 //! A node that receives a catalog change (or a set deletion) may not lead the group it
 //! belongs to; it sends the command to the leader, which proposes it and answers how it went.
 
-use crate::fabric::ForwardError;
-use crate::node::Node;
-use raft::{GroupId, NodeId, WriteError};
+use raft::{NodeId, WriteError};
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant};
 use storage::command::{Command, Outcome};
-
-/// Pause before retrying while a group has no known leader (an election is under way).
-const RETRY_PAUSE: Duration = Duration::from_millis(30);
 
 /// What the node asked to propose answers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,72 +60,8 @@ pub fn encode_reply(r: &ProposeReply) -> Vec<u8> {
     bincode::serde::encode_to_vec(r, bincode::config::standard()).unwrap_or_default()
 }
 
-fn decode_reply(bytes: &[u8]) -> Result<ProposeReply, String> {
+pub fn decode_reply(bytes: &[u8]) -> Result<ProposeReply, String> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(c, _)| c)
         .map_err(|e| e.to_string())
-}
-
-/// See [`Node::propose`].
-pub async fn propose(
-    node: &Node,
-    group: GroupId,
-    cmd: Command,
-    candidates: &[NodeId],
-    deadline: Instant,
-) -> Result<(Outcome, u64), ProposeError> {
-    let me = node.config.node_id;
-    let encoded = encode_command(&cmd);
-    let mut hint: Option<NodeId> = None;
-    let mut attempt = 0usize;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(ProposeError::NotApplied(format!(
-                "no leader of group {group} accepted the command in time"
-            )));
-        }
-        let target = match hint.take().filter(|h| *h != me) {
-            Some(h) => Some(h),
-            None => match node.multi.write_at(group, cmd.clone(), remaining).await {
-                Ok(done) => return Ok(done),
-                Err(WriteError::InDoubt(why)) => return Err(ProposeError::InDoubt(why)),
-                Err(WriteError::NotLeader(Some(h))) if h != me => Some(h),
-                Err(_) => {
-                    let live: Vec<NodeId> = candidates
-                        .iter()
-                        .copied()
-                        .filter(|c| *c != me && node.is_up(*c))
-                        .collect();
-                    (!live.is_empty()).then(|| live[attempt % live.len()])
-                }
-            },
-        };
-        attempt += 1;
-        if let Some(target) = target {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match node
-                .fabric
-                .propose(target, group, &encoded, remaining)
-                .await
-                .map(|b| decode_reply(&b))
-            {
-                Ok(Ok(ProposeReply::Applied { outcome, index })) => return Ok((outcome, index)),
-                Ok(Ok(ProposeReply::InDoubt(why))) => return Err(ProposeError::InDoubt(why)),
-                Ok(Ok(ProposeReply::NotLeader(h))) => {
-                    hint = h;
-                    if hint.is_some() {
-                        continue;
-                    }
-                }
-                Ok(Ok(ProposeReply::NoGroup)) => {}
-                Ok(Ok(ProposeReply::Refused(why))) => return Err(ProposeError::NotApplied(why)),
-                Ok(Err(why)) => return Err(ProposeError::InDoubt(why)),
-                Err(ForwardError::NotSent(_)) => {}
-                Err(ForwardError::Unknown(why)) => return Err(ProposeError::InDoubt(why)),
-            }
-        }
-        tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
-    }
 }

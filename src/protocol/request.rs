@@ -93,8 +93,26 @@ pub enum Request {
         generation: GenerationPolicy,
         durable_delete: bool,
     },
-    /// batch (info1 BATCH), scan/query (no DIGEST field), UDF, etc.: answered with the code inside.
+    /// A batch (info1 BATCH).
+    Batch,
+    /// A scan or query (no DIGEST field).
+    Scan,
+    /// UDF, transactions, filters, etc.: answered with the code inside.
     Unsupported(ResultCode),
+}
+
+impl Request {
+    /// The command this request is for (the key of the service's command table).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Read { .. } => "read",
+            Request::Write { .. } => "write",
+            Request::Delete { .. } => "delete",
+            Request::Batch => "batch",
+            Request::Scan => "scan",
+            Request::Unsupported(_) => "unsupported",
+        }
+    }
 }
 
 /// A request the server refuses; answer `code`. `message` is for logs only.
@@ -136,10 +154,10 @@ pub fn decode_request_body(body: &[u8]) -> Result<Request, RequestError> {
 pub fn decode_request(msg: &AsMsg) -> Result<Request, RequestError> {
     let h = &msg.header;
     if h.info1 & info1::BATCH != 0 {
-        return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
+        return Ok(Request::Batch);
     }
     let Some(digest) = msg.field(field::DIGEST) else {
-        return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
+        return Ok(Request::Scan);
     };
     let key = decode_key_ref(msg, digest.data)?;
 

@@ -41,6 +41,15 @@ pub fn encode_error(code: ResultCode) -> Vec<u8> {
     encode_response(&Outcome::error(code))
 }
 
+/// A complete frame that ends a stream of answers (batch, scan, query) with `code`: no
+/// record, INFO3_LAST set, so the client stops reading.
+pub fn encode_stream_end(code: ResultCode) -> Vec<u8> {
+    let mut buf = encode_error(code);
+    // proto header (8) + header_sz, info1, info2, then info3.
+    buf[8 + 3] |= super::message::info3::LAST;
+    buf
+}
+
 /// Append the AS_MSG (no proto header) for `outcome` to `buf`. Batch answers will concatenate
 /// several of these in one frame. On error `buf` is unchanged.
 pub fn encode_response_msg(outcome: &Outcome, buf: &mut Vec<u8>) -> Result<(), MsgError> {

@@ -1,11 +1,11 @@
 //! The service port: Aerospike clients' data and info requests.
 
-mod handler;
+mod commands;
 pub mod info;
 
-pub use handler::handle_message;
+pub use commands::{dispatch, handle_message, Reply};
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::frame::{self, read_frame, FrameError};
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -58,7 +58,17 @@ async fn connection(mut stream: TcpStream, node: &Arc<Node>) -> Result<(), Frame
                 info::answer(node, &f.body).await
             }
             frame::TYPE_ADMIN => crate::protocol::admin::security_not_enabled_reply(),
-            frame::TYPE_MSG => handle_message(node, &f.body, 0).await,
+            frame::TYPE_MSG => match dispatch(node, &f.body, 0).await {
+                Reply::One(b) => b,
+                Reply::Stream(mut rx) => {
+                    while let Some(b) = rx.recv().await {
+                        if stream.write_all(&b).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+            },
             // Compression is an Enterprise feature; answer as Aerospike CE does.
             _ => {
                 crate::protocol::response::encode_error(storage::record::ResultCode::EnterpriseOnly)

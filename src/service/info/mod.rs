@@ -13,7 +13,7 @@ mod stats;
 
 pub use cluster::BUILD;
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info::{encode_info_response, parse_info_request};
 use crate::protocol::info_command::{InfoCommand, InfoError, InfoResult};
 use futures::future::BoxFuture;

@@ -6,8 +6,7 @@
 
 use super::stats::namespace_counts;
 use crate::catalog::change::change;
-use crate::clock::now_since_2010;
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::{parse_ttl, InfoCommand, InfoError, InfoResult, Params};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -68,7 +67,7 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
         ("dead_partitions", "0".into()),
         ("unavailable_partitions", "0".into()),
         ("stop_writes", "false".into()),
-        ("current_time", now_since_2010().to_string()),
+        ("current_time", node.clock.now_since_2010().to_string()),
         ("data_used_bytes", counts.bytes.to_string()),
         ("sets", (ns.sets.len() as u64).to_string()),
     ];
@@ -101,7 +100,7 @@ pub fn get_config(node: &Node, cmd: &InfoCommand) -> InfoResult {
         "service" | "network" => Ok(format!(
             "cluster-name={};node-id={};service-address={};service-port={};fabric-port={};heartbeat-port={};proto-fd-idle-ms=600000",
             node.config.cluster_name,
-            Node::node_name(node.config.node_id),
+            crate::context::node_name(node.config.node_id),
             node.config.host,
             node.config.port,
             node.config.port + 1,

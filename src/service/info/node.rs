@@ -1,13 +1,13 @@
 //! Who this node is: identity and build.
 
 use super::cluster::BUILD;
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::{InfoCommand, InfoResult};
 
 const FEATURES: &str = "batch-index;blob-bits;cdt-list;cdt-map;float;peers;pipelining;replicas;replicas-all;replicas-master;replicas-max;relaxed-sc";
 
 pub fn node(n: &Node, _: &InfoCommand) -> InfoResult {
-    Ok(Node::node_name(n.config.node_id))
+    Ok(crate::context::node_name(n.config.node_id))
 }
 
 pub fn build(_: &Node, _: &InfoCommand) -> InfoResult {

@@ -6,7 +6,7 @@
 use super::namespaces::target;
 use super::stats::namespace_counts;
 use crate::catalog::change::{change, delete_set};
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::{InfoCommand, InfoError, InfoResult, Params};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Node statistics, and the record counts other families report.
 
-use crate::node::Node;
+use crate::context::Context as Node;
 use crate::protocol::info_command::{InfoCommand, InfoResult};
 use crate::stats::Stats;
 use std::collections::BTreeMap;
