@@ -13,7 +13,8 @@ use crate::protocol::message::{
 use crate::protocol::particle::{value_from_wire, value_to_wire, Null};
 use std::net::SocketAddr;
 use std::time::Duration;
-use storage::record::{Digest, ResultCode, UserKey, Value};
+/// The data model types a client program needs, so it never reaches into server crates.
+pub use storage::record::{Digest, ResultCode, UserKey, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 

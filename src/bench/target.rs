@@ -5,9 +5,9 @@ use super::stats::Outcome;
 use super::value::ValueGen;
 use super::workload::OpKind;
 use crate::client::{ClientError, Cluster, ClusterSession, ReadMode, WriteSpec, IN_DOUBT};
+use crate::client::{ResultCode, UserKey};
 use rand::rngs::SmallRng;
 use std::future::Future;
-use storage::record::{ResultCode, UserKey};
 
 /// One client task's connection(s) to a store.
 pub trait Session: Send + 'static {

@@ -6,8 +6,8 @@
 //! the servers, and every cycle it spends is taken from them.
 
 use crate::client::Operation;
+use crate::client::Value;
 use rand::Rng;
-use storage::record::Value;
 
 /// Bin written by the single-bin specs (asbench's default bin name).
 pub const BIN: &str = "testbin";

@@ -89,6 +89,15 @@ pub fn encode_response_msg(outcome: &Outcome, buf: &mut Vec<u8>) -> Result<(), M
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_end_carries_info3_last() {
+        let f = encode_stream_end(ResultCode::UnsupportedFeature);
+        assert_eq!(f[8], 22, "header size");
+        assert_eq!(f[8 + 3] & crate::protocol::message::info3::LAST, 1);
+        assert_eq!(f[8 + 5], ResultCode::UnsupportedFeature.code());
+        assert_eq!(f[..8], encode_error(ResultCode::UnsupportedFeature)[..8]);
+    }
     use crate::protocol::test_util::hex;
     use storage::record::Value;
 

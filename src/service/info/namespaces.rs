@@ -167,16 +167,10 @@ pub(super) fn target(cmd: &InfoCommand) -> Result<(String, String), InfoError> {
     Ok((name.to_string(), cmd.rest.to_string()))
 }
 
-/// The settings of a new namespace: the node's first configured namespace as the template
-/// (its replication factor and group count), overridden by the command's parameters.
-fn settings(node: &Node, params: &Params) -> Result<NamespaceSettings, InfoError> {
+/// The settings of a new namespace: the template's replication factor and group count (the
+/// node's first configured namespace), overridden by the command's parameters.
+fn settings(template: NamespaceSettings, params: &Params) -> Result<NamespaceSettings, InfoError> {
     params.only(CREATE_KEYS)?;
-    let template = node
-        .config
-        .namespaces
-        .first()
-        .map(|n| n.settings())
-        .unwrap_or_default();
     let mut s = NamespaceSettings {
         replication_factor: template.replication_factor,
         groups: template.groups,
@@ -204,7 +198,13 @@ pub fn create(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
         let cmd = InfoCommand::parse(&raw);
         let (name, rest) = target(&cmd)?;
         validate_namespace_name(&name)?;
-        let settings = settings(&node, &Params::parse(&rest))?;
+        let template = node
+            .config
+            .namespaces
+            .first()
+            .map(|n| n.settings())
+            .unwrap_or_default();
+        let settings = settings(template, &Params::parse(&rest))?;
         let asked = settings.replication_factor;
         change(
             &node,
@@ -237,4 +237,76 @@ pub fn drop(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
         change(&node, CatalogCommand::DropNamespace { name }).await?;
         Ok("ok".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<(String, NamespaceSettings), InfoError> {
+        let cmd = InfoCommand::parse(raw);
+        let (name, rest) = target(&cmd)?;
+        validate_namespace_name(&name)?;
+        Ok((
+            name,
+            settings(NamespaceSettings::default(), &Params::parse(&rest))?,
+        ))
+    }
+
+    #[test]
+    fn create_in_both_grammars() {
+        let (name, s) = parse("create-namespace ns2").unwrap();
+        assert_eq!(
+            (name.as_str(), s.replication_factor, s.groups),
+            ("ns2", 3, 16)
+        );
+        let (name, s) = parse(
+            "create-namespace:namespace=ns3;replication-factor=2;default-ttl=1h;raft-groups=8;allow-relaxed-reads=true",
+        )
+        .unwrap();
+        assert_eq!(name, "ns3");
+        assert_eq!(
+            s,
+            NamespaceSettings {
+                replication_factor: 2,
+                default_ttl: 3600,
+                groups: 8,
+                allow_relaxed_reads: true
+            }
+        );
+        let (_, s) = parse("create-namespace ns4 default-ttl=60").unwrap();
+        assert_eq!(s.default_ttl, 60);
+    }
+
+    #[test]
+    fn create_errors_carry_aerospike_codes() {
+        let err = |raw: &str| parse(raw).unwrap_err().render();
+        assert_eq!(err("create-namespace"), "ERROR:20:missing 'namespace'");
+        assert_eq!(
+            err("create-namespace:namespace="),
+            "ERROR:20:missing 'namespace' value"
+        );
+        assert_eq!(
+            err("create-namespace:replication-factor=2"),
+            "ERROR:20:missing 'namespace'"
+        );
+        assert!(err(&format!("create-namespace {}", "n".repeat(32)))
+            .starts_with("ERROR:20:'namespace' value too long"));
+        assert!(err("create-namespace:namespace=a.b").starts_with("ERROR:4:"));
+        assert_eq!(
+            err("create-namespace:namespace=a;colour=red"),
+            "ERROR:4:unknown parameter 'colour'"
+        );
+        assert_eq!(
+            err("create-namespace:namespace=a;replication-factor="),
+            "ERROR:4:missing 'replication-factor' value"
+        );
+        assert!(err("create-namespace:namespace=a;replication-factor=0")
+            .starts_with("ERROR:4:replication-factor"));
+        assert!(
+            err("create-namespace:namespace=a;raft-groups=5000").starts_with("ERROR:4:raft-groups")
+        );
+        assert!(err("create-namespace:namespace=a;default-ttl=soon").starts_with("ERROR:4:"));
+        assert!(err("create-namespace:namespace=a;allow-relaxed-reads=yes").starts_with("ERROR:4:"));
+    }
 }
