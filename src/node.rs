@@ -187,12 +187,33 @@ impl Node {
     }
 }
 
+/// Whether the applied catalog places data group `group` on this node.
+fn placed_here(ctx: &Context, group: u32) -> bool {
+    let catalog = ctx.catalog();
+    let (_, g) = storage::catalog::split_group_id(group);
+    catalog.namespace_of_group(group).is_some_and(|ns| {
+        ns.placement
+            .get(usize::from(g))
+            .is_some_and(|r| r.contains(&ctx.config.node_id))
+    })
+}
+
 struct FabricHandler(Arc<Context>);
 
 impl fabric::Handler for FabricHandler {
     fn raft(&self, group: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
         let node = self.0.clone();
-        Box::pin(async move { node.multi.handle_rpc(group, &payload).await })
+        Box::pin(async move {
+            // A peer may reach a group of a new namespace before the catalog follower opened
+            // it here: open it now if the applied catalog places it on this node, so the
+            // first election does not fail and wait a whole election timeout.
+            if node.multi.group(group).is_none() && placed_here(&node, group) {
+                if let Err(e) = node.multi.open_group(group).await {
+                    tracing::warn!(node = node.config.node_id, group, error = %e, "opening a group on demand failed");
+                }
+            }
+            node.multi.handle_rpc(group, &payload).await
+        })
     }
 
     fn forward(&self, hops: u32, payload: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
