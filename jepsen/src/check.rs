@@ -51,6 +51,7 @@ pub fn check_workload(
         Workload::Counter => checker::counter::check_counter(history),
         Workload::Append => checker::append::check_append(history),
         Workload::Set => checker::set::check_set(history),
+        Workload::Catalog => checker::catalog::check_catalog(history),
     };
     vec![
         main,

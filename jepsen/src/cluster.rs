@@ -12,7 +12,6 @@
 
 use crate::net::Network;
 use anyhow::{bail, Context, Result};
-use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -32,6 +31,13 @@ const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default wait for a whole cluster to become ready (start, final heal).
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The namespace every node creates at start-up (the server's default `--namespace`).
+pub const STARTUP_NAMESPACE: &str = "test";
+
+/// How long a catalog change (`create-namespace`) may take before the harness gives up on
+/// one attempt: the server's request timeout plus its wait for the local apply, with margin.
+const CATALOG_INFO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default wait for a restarted node to answer info requests.
 pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,6 +100,8 @@ pub struct Cluster {
     net: Network,
     procs: Vec<NodeProc>,
     torn_down: bool,
+    /// The namespaces readiness is judged on (see [`Cluster::watch_namespace`]).
+    watched: Vec<String>,
 }
 
 /// A spawn request for the spawner thread.
@@ -139,21 +147,24 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
     Ok(())
 }
 
-/// Column 0 of a `replicas` answer: the partitions the answering node claims to lead.
-/// Format: `<ns>:<regime>,<n>,<b64 bitmap>[,<b64 bitmap>...]` (several namespaces separated
-/// by `;`; only the first is read), 512-byte bitmaps, bit p = `byte[p >> 3] & (0x80 >> (p & 7))`.
-pub fn parse_master_bitmap(answer: &str) -> Result<Vec<u8>> {
-    let first = answer.split(';').next().unwrap_or_default();
-    let (_, cols) = first
-        .split_once(':')
-        .with_context(|| format!("replicas answer without `ns:` prefix: {answer:.80}"))?;
-    let b64 = cols
-        .split(',')
-        .nth(2)
-        .with_context(|| format!("replicas answer without a bitmap: {answer:.80}"))?;
-    let map = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .context("replicas bitmap is not base64")?;
+/// Column 0 of `namespace`'s entry in a `replicas` (or `replicas-leaders`) answer: the
+/// partitions the answering node claims to lead. The answer lists every namespace the node
+/// knows, `<ns>:<regime>,<n>,<b64 bitmap>[,<b64 bitmap>...]` each, separated by `;`
+/// (parsed by [`strato::client::parse_replicas`]); 512-byte bitmaps, bit p =
+/// `byte[p >> 3] & (0x80 >> (p & 7))`. An answer without `namespace` is an error (the node
+/// does not know the namespace, or not yet).
+pub fn parse_master_bitmap(answer: &str, namespace: &str) -> Result<Vec<u8>> {
+    let entries = strato::client::parse_replicas(answer)
+        .map_err(|e| anyhow::anyhow!("bad replicas answer ({e}): {answer:.80}"))?;
+    let entry = entries
+        .into_iter()
+        .find(|e| e.namespace == namespace)
+        .with_context(|| format!("replicas answer without namespace {namespace}: {answer:.80}"))?;
+    let map = entry
+        .columns
+        .into_iter()
+        .next()
+        .with_context(|| format!("replicas answer for {namespace} without a bitmap"))?;
     if map.len() != PARTITIONS / 8 {
         bail!(
             "replicas bitmap has {} bytes, expected {}",
@@ -162,6 +173,20 @@ pub fn parse_master_bitmap(answer: &str) -> Result<Vec<u8>> {
         );
     }
     Ok(map)
+}
+
+/// The names in a `namespaces` answer (`ns1;ns2`), sorted.
+pub fn parse_namespaces(answer: &str) -> Vec<String> {
+    let mut names: Vec<String> = answer
+        .trim()
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Whether bit `p` is set in a partition bitmap.
@@ -198,6 +223,7 @@ impl Cluster {
                 spec,
                 net,
                 torn_down: false,
+                watched: vec![STARTUP_NAMESPACE.to_string()],
             };
             for i in 0..cluster.spec.nodes {
                 std::fs::create_dir_all(cluster.data_dir(i)).with_context(|| {
@@ -537,16 +563,23 @@ impl Cluster {
         futures::future::join_all(futs).await.into_iter().collect()
     }
 
-    /// Partitions each running node claims to master: index -> number of partitions, for every
-    /// running, unpaused node that answered (nodes leading nothing map to 0). An isolated old
-    /// leader may still claim its partitions, so counts can add up to more than 4096.
+    /// Partitions each running node claims to master, summed over the watched namespaces
+    /// ([`Cluster::watched_namespaces`]): index -> number of partitions, for every running,
+    /// unpaused node that answered (nodes leading nothing map to 0). An isolated old leader
+    /// may still claim its partitions, so counts can add up to more than 4096 per namespace.
     pub async fn leaders(&mut self) -> Result<BTreeMap<usize, usize>> {
         let mut out = BTreeMap::new();
         let mut errors = Vec::new();
+        let watched = self.watched.clone();
         for (i, answer) in self.info_all("replicas-leaders").await {
-            match answer.and_then(|a| parse_master_bitmap(&a)) {
-                Ok(map) => {
-                    let n = map.iter().map(|b| b.count_ones() as usize).sum();
+            let counted = answer.and_then(|a| {
+                watched.iter().try_fold(0usize, |n, ns| {
+                    let map = parse_master_bitmap(&a, ns)?;
+                    Ok(n + map.iter().map(|b| b.count_ones() as usize).sum::<usize>())
+                })
+            });
+            match counted {
+                Ok(n) => {
                     out.insert(i, n);
                 }
                 Err(e) => errors.push(format!("{e:#}")),
@@ -559,10 +592,25 @@ impl Cluster {
         Ok(out)
     }
 
+    /// The namespaces readiness is judged on: [`STARTUP_NAMESPACE`] plus every namespace
+    /// passed to [`Cluster::watch_namespace`].
+    pub fn watched_namespaces(&self) -> &[String] {
+        &self.watched
+    }
+
+    /// Judge readiness (and count leaders) on `namespace` too, from now on. The namespace must
+    /// exist on every node (see [`Cluster::create_namespace`]), or the cluster never becomes
+    /// ready again.
+    pub fn watch_namespace(&mut self, namespace: &str) {
+        if !self.watched.iter().any(|n| n == namespace) {
+            self.watched.push(namespace.to_string());
+        }
+    }
+
     /// One readiness probe: `Ok(())` when every running node answers `partition-generation`
-    /// with a value ≥ 0 (it holds its groups) and every partition is mastered by exactly one
-    /// running node (no partition without a leader, no stale leader left over from a
-    /// partition); otherwise a description of what is missing.
+    /// with a value ≥ 0 (it holds its groups) and, in each of the watched namespaces, every
+    /// partition is mastered by exactly one running node (no partition without a leader, no
+    /// stale leader left over from a partition); otherwise a description of what is missing.
     async fn probe_ready(&mut self) -> std::result::Result<(), String> {
         let running: Vec<usize> = (0..self.nodes())
             .filter(|&i| self.state(i) == NodeState::Running)
@@ -584,25 +632,144 @@ impl Cluster {
                 Err(e) => return Err(format!("{e:#}")),
             }
         }
-        let mut claims = vec![0u32; PARTITIONS];
-        for (i, answer) in self.info_all("replicas-leaders").await {
-            let map = answer
-                .and_then(|a| parse_master_bitmap(&a))
-                .map_err(|e| format!("{} replicas: {e:#}", Self::node_name(i)))?;
-            for (p, c) in claims.iter_mut().enumerate() {
-                if bitmap_has(&map, p) {
-                    *c += 1;
+        let watched = self.watched.clone();
+        self.probe_masters(&watched).await
+    }
+
+    /// `Ok(())` when, in each of `namespaces`, every partition is claimed as master (in
+    /// `replicas-leaders`: real Raft leaders only) by exactly one running node, and every
+    /// running node knows the namespace.
+    async fn probe_masters(&mut self, namespaces: &[String]) -> std::result::Result<(), String> {
+        let answers = self.info_all("replicas-leaders").await;
+        for ns in namespaces {
+            let mut claims = vec![0u32; PARTITIONS];
+            for (i, answer) in &answers {
+                let map = answer
+                    .as_ref()
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|a| parse_master_bitmap(a, ns).map_err(|e| format!("{e:#}")))
+                    .map_err(|e| format!("{} replicas-leaders: {e}", Self::node_name(*i)))?;
+                for (p, c) in claims.iter_mut().enumerate() {
+                    if bitmap_has(&map, p) {
+                        *c += 1;
+                    }
                 }
             }
-        }
-        let orphans = claims.iter().filter(|&&c| c == 0).count();
-        let contested = claims.iter().filter(|&&c| c > 1).count();
-        if orphans > 0 || contested > 0 {
-            return Err(format!(
-                "{orphans} partitions without a master, {contested} claimed by several nodes"
-            ));
+            let orphans = claims.iter().filter(|&&c| c == 0).count();
+            let contested = claims.iter().filter(|&&c| c > 1).count();
+            if orphans > 0 || contested > 0 {
+                return Err(format!(
+                    "namespace {ns}: {orphans} partitions without a master, {contested} claimed \
+                     by several nodes"
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Every running node's `namespaces` answer: index -> sorted names, or the error.
+    pub async fn namespaces(&mut self) -> BTreeMap<usize, Result<Vec<String>>> {
+        self.info_all("namespaces")
+            .await
+            .into_iter()
+            .map(|(i, a)| (i, a.map(|a| parse_namespaces(&a))))
+            .collect()
+    }
+
+    /// Create namespace `name` at run time and wait until it serves: send
+    /// `create-namespace:namespace=NAME;PARAMS` to the running nodes in turn until one answers
+    /// `ok` (`ok:...` too, e.g. a capped replication factor), then wait until every node lists
+    /// it in `namespaces` and every partition of it has exactly one real leader; from then on
+    /// readiness is judged on it too ([`Cluster::watch_namespace`]). An `already exists`
+    /// answer counts as success: on a fresh cluster only an earlier attempt of ours, whose
+    /// answer was lost, can have created it. Gives up after `timeout`.
+    pub async fn create_namespace(
+        &mut self,
+        name: &str,
+        params: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let span = info_span!("create_namespace", namespace = name);
+        async move {
+            let deadline = Instant::now() + timeout;
+            let cmd = if params.is_empty() {
+                format!("create-namespace:namespace={name}")
+            } else {
+                format!("create-namespace:namespace={name};{params}")
+            };
+            let mut attempt = 0usize;
+            loop {
+                let running: Vec<usize> = (0..self.nodes())
+                    .filter(|&i| self.state(i) == NodeState::Running)
+                    .collect();
+                let i = *running
+                    .get(attempt % running.len().max(1))
+                    .context("no node is running")?;
+                attempt += 1;
+                let host = self.service_addr(i).to_string();
+                let answer = strato::info_client::request(
+                    &host,
+                    std::slice::from_ref(&cmd),
+                    CATALOG_INFO_TIMEOUT,
+                )
+                .await
+                .map(|a| a.into_iter().next().map(|(_, v)| v).unwrap_or_default());
+                let why = match answer {
+                    Ok(a) if a == "ok" || a.starts_with("ok:") => {
+                        info!(node = %Self::node_name(i), answer = %a, "namespace created");
+                        break;
+                    }
+                    Ok(a) if a.starts_with("ERROR:4:") && a.contains("already exists") => {
+                        info!(node = %Self::node_name(i), "namespace already exists");
+                        break;
+                    }
+                    Ok(a) => a,
+                    Err(e) => format!("{e:#}"),
+                };
+                if Instant::now() >= deadline {
+                    bail!("`{cmd}` never answered ok within {timeout:?}; last: {why}");
+                }
+                debug!(node = %Self::node_name(i), "create-namespace: {why}; retrying");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            // Listed everywhere, then led everywhere.
+            loop {
+                let listed = self.namespaces().await;
+                let missing: Vec<String> = listed
+                    .iter()
+                    .filter(|(_, l)| !l.as_ref().is_ok_and(|l| l.iter().any(|n| n == name)))
+                    .map(|(i, _)| Self::node_name(*i))
+                    .collect();
+                if missing.is_empty() && listed.len() == self.nodes() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!("namespace {name} not listed by {missing:?} within {timeout:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            self.watch_namespace(name);
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.wait_ready(left.max(Duration::from_secs(1))).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Wait until, in each of `namespaces`, every partition has exactly one real leader among
+    /// the running nodes (without watching them for later readiness checks).
+    pub async fn wait_masters(&mut self, namespaces: &[String], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.probe_masters(namespaces).await {
+                Ok(()) => return Ok(()),
+                Err(why) if Instant::now() >= deadline => {
+                    bail!("namespaces not led after {timeout:?}: {why}")
+                }
+                Err(why) => debug!("namespaces not led yet: {why}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Wait until the running nodes form a ready cluster (see `probe_ready`: every running
@@ -768,6 +935,7 @@ fn wait_stopped(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn parses_master_bitmap() {
@@ -777,13 +945,43 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(map);
         let empty = base64::engine::general_purpose::STANDARD.encode([0u8; 512]);
         let answer = format!("test:7,2,{b64},{empty}");
-        let m = parse_master_bitmap(&answer).unwrap();
+        let m = parse_master_bitmap(&answer, "test").unwrap();
         assert!(bitmap_has(&m, 0));
         assert!(bitmap_has(&m, 15));
         assert!(!bitmap_has(&m, 1));
         assert!(!bitmap_has(&m, 4095));
         assert_eq!(m.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
-        assert!(parse_master_bitmap("test:1,1").is_err());
-        assert!(parse_master_bitmap("garbage").is_err());
+        assert!(parse_master_bitmap("test:1,1", "test").is_err());
+        assert!(parse_master_bitmap("garbage", "test").is_err());
+        assert!(parse_master_bitmap(&answer, "other").is_err());
+    }
+
+    #[test]
+    fn parses_the_right_namespace_of_several() {
+        let b64 = |m: &[u8]| base64::engine::general_purpose::STANDARD.encode(m);
+        let mut first = [0u8; 512];
+        first[0] = 0x80; // partition 0
+        let mut second = [0u8; 512];
+        second[511] = 0x01; // partition 4095
+        let empty = b64(&[0u8; 512]);
+        let answer = format!(
+            "c0:3,2,{},{empty};test:9,2,{},{empty}",
+            b64(&first),
+            b64(&second)
+        );
+        let c0 = parse_master_bitmap(&answer, "c0").unwrap();
+        assert!(bitmap_has(&c0, 0) && !bitmap_has(&c0, 4095));
+        let test = parse_master_bitmap(&answer, "test").unwrap();
+        assert!(bitmap_has(&test, 4095) && !bitmap_has(&test, 0));
+        assert!(parse_master_bitmap(&answer, "c1").is_err());
+        // An empty answer (a node that knows no namespace yet) names none.
+        assert!(parse_master_bitmap("", "test").is_err());
+    }
+
+    #[test]
+    fn parses_namespace_lists() {
+        assert_eq!(parse_namespaces("test;c1;c0"), vec!["c0", "c1", "test"]);
+        assert_eq!(parse_namespaces(""), Vec::<String>::new());
+        assert_eq!(parse_namespaces("test;\n"), vec!["test"]);
     }
 }

@@ -6,7 +6,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use jepsen::nemesis::Fault;
 use jepsen::runner::{self, Options};
-use jepsen::workload::Workload;
+use jepsen::workload::{catalog, Workload};
 use std::path::PathBuf;
 use std::time::Duration;
 use strato::client::ReadMode;
@@ -35,6 +35,11 @@ enum Cmd {
         nodes: usize,
         #[arg(long, value_enum, default_value = "register")]
         workload: Workload,
+        /// The namespace the workload runs in. Every node starts with `test`; any other is
+        /// created at run time (`create-namespace`) once the cluster is ready. The catalog
+        /// workload writes there beside the namespaces c0..c3 it creates and drops.
+        #[arg(long, default_value = jepsen::workload::DEFAULT_NAMESPACE)]
+        namespace: String,
         /// Comma-separated faults: partition, kill, pause, all, none.
         #[arg(long, default_value = "partition")]
         nemesis: String,
@@ -85,6 +90,7 @@ fn real_main() -> anyhow::Result<i32> {
     let Cmd::Test {
         nodes,
         workload,
+        namespace,
         nemesis,
         time_limit,
         concurrency,
@@ -96,6 +102,10 @@ fn real_main() -> anyhow::Result<i32> {
         check_budget,
         snapshot_every,
     } = Cli::parse().command;
+    anyhow::ensure!(
+        !(workload == Workload::Catalog && catalog::POOL.contains(&namespace.as_str())),
+        "--namespace {namespace} is one the catalog workload drops; choose another"
+    );
     anyhow::ensure!(nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!(
@@ -107,6 +117,7 @@ fn real_main() -> anyhow::Result<i32> {
     let opts = Options {
         nodes,
         workload,
+        namespace: namespace.clone(),
         faults,
         time_limit: Duration::from_secs(time_limit),
         concurrency,
@@ -136,7 +147,8 @@ fn real_main() -> anyhow::Result<i32> {
         }
     })?;
     let meta = serde_json::json!({
-        "nodes": nodes, "workload": workload, "nemesis": nemesis, "time_limit": time_limit,
+        "nodes": nodes, "workload": workload, "namespace": namespace, "nemesis": nemesis,
+        "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
         "snapshot_every": snapshot_every,
     });

@@ -1,14 +1,16 @@
-//! One test run: start a cluster, drive clients and the nemesis concurrently, heal, read
-//! everything back through every node, then check the history and write the report.
+//! One test run: start a cluster (and create the run's namespace in it unless it is the one
+//! every node starts with), drive clients and the nemesis concurrently, heal, read everything
+//! back through every node, then check the history and write the report.
 
-use crate::cluster::{Cluster, ClusterSpec};
+use crate::cluster::{Cluster, ClusterSpec, STARTUP_NAMESPACE};
 use crate::history::{NemesisEvent, Op, OpType};
 use crate::nemesis::{self, Fault};
-use crate::workload::{invoke, Generator, Invocation, Workload};
+use crate::workload::catalog::{self, Written};
+use crate::workload::{invoke, Completion, Generator, Invocation, Workload};
 use anyhow::Context;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,9 @@ use strato::client::{Connection, ReadMode};
 pub struct Options {
     pub nodes: usize,
     pub workload: Workload,
+    /// The namespace the workload runs in. Anything but [`STARTUP_NAMESPACE`] is created at
+    /// run time once the cluster is ready, and readiness is judged on it from then on.
+    pub namespace: String,
     pub faults: Vec<Fault>,
     pub time_limit: Duration,
     pub concurrency: usize,
@@ -35,6 +40,12 @@ pub struct Options {
     /// snapshots, log purges and snapshot installs happen during the faults.
     pub snapshot_every: Option<u64>,
 }
+
+/// Raft groups of the start-up namespace and of the run's namespace.
+const GROUPS: u16 = 8;
+
+/// Process ids of the final phase start here (one per node).
+const FINAL_PROCESS: u64 = 1_000_000;
 
 /// Appends events with increasing indexes and times relative to the start of the test.
 struct Recorder {
@@ -83,7 +94,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
     spec.base_port = opts.base_port;
     spec.extra_args = vec![
         "--groups".into(),
-        "8".into(),
+        GROUPS.to_string(),
         "--request-timeout-ms".into(),
         "2000".into(),
     ];
@@ -95,11 +106,33 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
             .extend(["--snapshot-every".into(), n.to_string()]);
     }
     let mut cluster = Cluster::start(spec).await.context("starting the cluster")?;
-    let result = drive(opts, &mut cluster).await;
+    let result = match prepare(opts, &mut cluster).await {
+        Ok(()) => drive(opts, &mut cluster).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = cluster.teardown() {
         tracing::warn!(error = %e, "teardown");
     }
     result
+}
+
+/// Create the run's namespace (unless every node starts with it) with the start-up
+/// namespace's settings, and wait until it is listed and led everywhere.
+async fn prepare(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
+    if opts.namespace == STARTUP_NAMESPACE {
+        return Ok(());
+    }
+    let params = format!(
+        "replication-factor=3;default-ttl=0;raft-groups={GROUPS};allow-relaxed-reads={}",
+        opts.read_mode == ReadMode::AllowReplica
+    );
+    let t = Instant::now();
+    cluster
+        .create_namespace(&opts.namespace, &params, Duration::from_secs(60))
+        .await
+        .with_context(|| format!("creating namespace {}", opts.namespace))?;
+    tracing::info!(namespace = %opts.namespace, elapsed = ?t.elapsed(), "namespace ready");
+    Ok(())
 }
 
 async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutput> {
@@ -112,6 +145,7 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
     }));
     let generator = Arc::new(Mutex::new(Generator::new(
         opts.workload,
+        &opts.namespace,
         SmallRng::seed_from_u64(opts.seed),
     )));
 
@@ -143,8 +177,14 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                     &name,
                     None,
                 );
-                let (kind, value, error) =
-                    invoke(&mut conn, opts.workload, &inv, opts.read_mode).await;
+                let (kind, value, error) = invoke(
+                    &mut conn,
+                    &opts.namespace,
+                    opts.workload,
+                    &inv,
+                    opts.read_mode,
+                )
+                .await;
                 let value = if kind == OpType::Ok {
                     value
                 } else {
@@ -172,9 +212,17 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
         .await
         .context("healing the cluster after the run")?;
 
+    if opts.workload == Workload::Catalog {
+        let writes = generator
+            .lock()
+            .map(|g| g.catalog_writes())
+            .unwrap_or_default();
+        final_catalog(opts, cluster, &recorder, &writes).await;
+    }
+
     // Final reads of every key through every node, recorded like any other read.
     let keys = generator.lock().map(|g| g.keys()).unwrap_or_default();
-    let final_process = 1_000_000;
+    let final_process = FINAL_PROCESS;
     for (n, addr) in addrs.iter().enumerate() {
         let mut conn = Connection::new(*addr, opts.op_timeout);
         let name = format!("n{}", n + 1);
@@ -197,8 +245,14 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                     &name,
                     None,
                 );
-                let (kind, value, error) =
-                    invoke(&mut conn, opts.workload, &inv, ReadMode::Linearize).await;
+                let (kind, value, error) = invoke(
+                    &mut conn,
+                    &opts.namespace,
+                    opts.workload,
+                    &inv,
+                    ReadMode::Linearize,
+                )
+                .await;
                 let ok = kind == OpType::Ok;
                 record(
                     &recorder,
@@ -244,5 +298,181 @@ fn record(
 ) {
     if let Ok(mut r) = r.lock() {
         r.push(process, kind, f, key, value, node, error);
+    }
+}
+
+/// How long the nodes may take, after the final heal, to agree on the catalog and lead every
+/// group of every namespace it holds.
+const CATALOG_SETTLE: Duration = Duration::from_secs(30);
+
+/// How long one node's final phase of the catalog workload may retry; operations still
+/// undone after it are not recorded (their checks then end as unknown, never as a pass).
+const CATALOG_FINAL_BUDGET: Duration = Duration::from_secs(90);
+
+/// The catalog workload's final phase (see [`crate::workload::catalog`]): wait (bounded)
+/// until every node lists the same namespaces and each of them is led, then record, through
+/// every node at once, its namespace and set lists, a read of every key ever written and the
+/// probes of every namespace of the pool.
+async fn final_catalog(
+    opts: &Options,
+    cluster: &mut Cluster,
+    recorder: &Arc<Mutex<Recorder>>,
+    writes: &[Written],
+) {
+    let names = catalog::namespaces(&opts.namespace);
+    let deadline = Instant::now() + CATALOG_SETTLE;
+    loop {
+        let lists = cluster.namespaces().await;
+        let answered: Vec<&Vec<String>> = lists.values().filter_map(|l| l.as_ref().ok()).collect();
+        let agreed = answered.len() == cluster.nodes() && answered.windows(2).all(|w| w[0] == w[1]);
+        if agreed {
+            let live: Vec<String> = answered[0]
+                .iter()
+                .filter(|n| names.contains(n))
+                .cloned()
+                .collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = cluster
+                .wait_masters(&live, left.max(Duration::from_secs(5)))
+                .await
+            {
+                tracing::warn!("final phase: {e:#}");
+            }
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                ?lists,
+                "final phase: the nodes do not agree on the namespaces"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let addrs = cluster.service_addrs();
+    let nodes = addrs.len();
+    let finals = addrs.iter().enumerate().map(|(n, addr)| {
+        let mut c = FinalClient {
+            name: format!("n{}", n + 1),
+            conn: Connection::new(*addr, opts.op_timeout),
+            process: FINAL_PROCESS + n as u64,
+            stride: nodes as u64,
+            recorder: recorder.clone(),
+            deadline: Instant::now() + CATALOG_FINAL_BUDGET,
+        };
+        let names = names.clone();
+        async move {
+            c.run("namespaces", 0, Json::Null, FinalOp::Namespaces).await;
+            for ns in &names {
+                c.run("sets", 0, json!({"ns": ns}), FinalOp::Sets(ns.clone()))
+                    .await;
+            }
+            for w in writes {
+                let op = FinalOp::Read(w.ns.clone(), w.set.clone(), w.key);
+                c.run("final-read", w.key, json!({"ns": w.ns, "set": w.set}), op)
+                    .await;
+            }
+            for ns in &names {
+                let (set, key) = (catalog::PROBE_SET, catalog::PROBE_KEY);
+                let read = FinalOp::Read(ns.clone(), set.into(), key);
+                c.run("probe-read", key, json!({"ns": ns, "set": set}), read)
+                    .await;
+                let write = FinalOp::ProbeWrite(ns.clone());
+                c.run("probe-write", key, json!({"ns": ns, "set": set}), write)
+                    .await;
+            }
+            if Instant::now() >= c.deadline {
+                tracing::warn!(node = %c.name, "final phase ran out of time; some checks will be unknown");
+            }
+        }
+    });
+    futures::future::join_all(finals).await;
+}
+
+/// One operation of the catalog workload's final phase.
+enum FinalOp {
+    Namespaces,
+    Sets(String),
+    /// Namespace, set, key.
+    Read(String, String, u64),
+    ProbeWrite(String),
+}
+
+/// One node's client in the catalog workload's final phase.
+struct FinalClient {
+    name: String,
+    conn: Connection,
+    process: u64,
+    /// Added to `process` when an operation is in doubt (Jepsen's rule).
+    stride: u64,
+    recorder: Arc<Mutex<Recorder>>,
+    deadline: Instant,
+}
+
+impl FinalClient {
+    async fn exec(&mut self, op: &FinalOp) -> Completion {
+        let info = |answer: Result<String, String>, f: fn(&str) -> Json| match answer {
+            Ok(a) => (OpType::Ok, f(&a), None),
+            Err(e) => (OpType::Fail, Json::Null, Some(e)),
+        };
+        match op {
+            FinalOp::Namespaces => info(
+                catalog::info(&self.conn, "namespaces", Duration::from_secs(2)).await,
+                |a| json!(crate::cluster::parse_namespaces(a)),
+            ),
+            FinalOp::Sets(ns) => {
+                let (kind, sets, error) = info(
+                    catalog::info(&self.conn, &format!("sets/{ns}"), Duration::from_secs(2)).await,
+                    |a| json!(catalog::parse_sets(a)),
+                );
+                let value = if kind == OpType::Ok {
+                    json!({"ns": ns, "sets": sets})
+                } else {
+                    Json::Null
+                };
+                (kind, value, error)
+            }
+            FinalOp::Read(ns, set, key) => {
+                catalog::read(&mut self.conn, ns, set, *key, ReadMode::Linearize).await
+            }
+            FinalOp::ProbeWrite(ns) => catalog::probe_write(&mut self.conn, ns).await,
+        }
+    }
+
+    /// Record `op` until it gives a final answer (ok; for a probe write, ok with 0 or 20) or
+    /// the budget is spent. Nothing is recorded once the budget is spent.
+    async fn run(&mut self, f: &'static str, key: u64, value: Json, op: FinalOp) {
+        while Instant::now() < self.deadline {
+            let (p, name) = (self.process, self.name.clone());
+            record(
+                &self.recorder,
+                p,
+                OpType::Invoke,
+                f,
+                key,
+                value.clone(),
+                &name,
+                None,
+            );
+            let (kind, result, error) = self.exec(&op).await;
+            let done = kind == OpType::Ok
+                && match op {
+                    FinalOp::ProbeWrite(_) => matches!(result["code"].as_u64(), Some(0 | 20)),
+                    _ => true,
+                };
+            let completion = if kind == OpType::Ok {
+                result
+            } else {
+                value.clone()
+            };
+            record(&self.recorder, p, kind, f, key, completion, &name, error);
+            if kind == OpType::Info {
+                self.process += self.stride * 1000;
+            }
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

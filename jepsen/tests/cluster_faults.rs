@@ -145,7 +145,7 @@ async fn partition_kill_pause_and_teardown() {
             let mut claims = 0;
             for i in [1, 2] {
                 if let Ok(a) = cluster.info(i, "replicas-leaders").await {
-                    if let Ok(m) = jepsen::cluster::parse_master_bitmap(&a) {
+                    if let Ok(m) = jepsen::cluster::parse_master_bitmap(&a, "test") {
                         claims += m.iter().map(|b| b.count_ones() as usize).sum::<usize>();
                     }
                 }

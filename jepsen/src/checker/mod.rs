@@ -6,6 +6,7 @@
 //! | prefix order, lost/duplicate/unexpected elements, real-time order | append | [`append`] |
 //! | lost/unexpected/duplicate elements in the final read | set | [`set`] |
 //! | reads within the bounds implied by increments | counter | [`counter`] |
+//! | namespaces, sets and writes survive or vanish as acknowledged changes demand | catalog | [`catalog`] |
 //! | ok/fail/info per nemesis interval | any | [`availability`] |
 //!
 //! Verdicts compose as in Jepsen: `Invalid` beats `Unknown` beats `Valid` ([`Validity::merge`]).
@@ -18,6 +19,7 @@
 
 pub mod append;
 pub mod availability;
+pub mod catalog;
 pub mod counter;
 pub mod linearizable;
 pub mod model;
@@ -30,6 +32,7 @@ use std::collections::BTreeMap;
 
 pub use append::check_append;
 pub use availability::check_availability;
+pub use catalog::check_catalog;
 pub use counter::check_counter;
 pub use linearizable::{check_cas_register, check_register, LinearizabilityOptions};
 pub use set::check_set;

@@ -1,14 +1,23 @@
 //! Workloads: what each logical process asks the cluster, and how an answer becomes a
 //! history completion (ok, fail = certainly not applied, info = maybe applied).
+//!
+//! Every workload runs in one namespace (`jepsen test --namespace`, default
+//! [`DEFAULT_NAMESPACE`]); the catalog workload ([`catalog`]) also creates and drops
+//! namespaces of its own.
+
+pub mod catalog;
 
 use crate::history::OpType;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Value as Json};
-use storage::record::{ResultCode, UserKey, Value};
-use strato::client::{ClientError, Connection, Operation, ReadMode, Reply, WriteOptions, IN_DOUBT};
+use strato::client::{
+    ClientError, Connection, Operation, ReadMode, Reply, ResultCode, UserKey, Value, WriteOptions,
+    IN_DOUBT,
+};
 
-pub const NAMESPACE: &str = "test";
+/// The namespace every node has from start-up; workloads run in it unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = crate::cluster::STARTUP_NAMESPACE;
 pub const SET: &str = "jepsen";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -19,6 +28,8 @@ pub enum Workload {
     Counter,
     Append,
     Set,
+    /// Namespaces and sets created and dropped at run time, with writes and reads in them.
+    Catalog,
 }
 
 /// One invocation: `f`, key and value as recorded in the history.
@@ -33,6 +44,7 @@ pub struct Invocation {
 /// per-key histories stay small enough for the linearizability search.
 pub struct Generator {
     workload: Workload,
+    catalog: Option<catalog::CatalogGen>,
     rng: SmallRng,
     next_value: u64,
     active: Vec<(u64, u32)>,
@@ -41,16 +53,22 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(workload: Workload, rng: SmallRng) -> Generator {
+    /// Invocations of `workload`; `namespace` is the namespace the run is in (the catalog
+    /// workload writes there too, beside the namespaces it creates).
+    pub fn new(workload: Workload, namespace: &str, rng: SmallRng) -> Generator {
         let (window, per_key) = match workload {
             Workload::Register => (3, 120),
             Workload::CasRegister => (3, 100),
             Workload::Counter => (1, u32::MAX),
             Workload::Append => (3, 150),
             Workload::Set => (2, 400),
+            Workload::Catalog => (1, u32::MAX),
         };
+        let catalog = (workload == Workload::Catalog)
+            .then(|| catalog::CatalogGen::new(namespace, rng.clone()));
         Generator {
             workload,
+            catalog,
             rng,
             next_value: 1,
             active: (0..window).map(|k| (k, 0)).collect(),
@@ -76,6 +94,9 @@ impl Generator {
     }
 
     pub fn next_invocation(&mut self) -> Invocation {
+        if let Some(c) = self.catalog.as_mut() {
+            return c.next_invocation();
+        }
         let key = self.key();
         let read = self.rng.gen_bool(0.5);
         match self.workload {
@@ -136,12 +157,25 @@ impl Generator {
                 key,
                 value: json!(self.unique()),
             },
+            Workload::Catalog => unreachable!("the catalog workload has its own generator"),
         }
     }
 
-    /// Every key that was ever handed out (for the final reads).
+    /// Every key that was ever handed out (for the final reads; empty for the catalog
+    /// workload, see [`Generator::catalog_writes`]).
     pub fn keys(&self) -> Vec<u64> {
+        if self.catalog.is_some() {
+            return Vec::new();
+        }
         (0..self.next_key).collect()
+    }
+
+    /// The catalog workload's writes handed out so far (for its final reads).
+    pub fn catalog_writes(&self) -> Vec<catalog::Written> {
+        self.catalog
+            .as_ref()
+            .map(|c| c.written().to_vec())
+            .unwrap_or_default()
     }
 }
 
@@ -191,8 +225,13 @@ fn parse_list(v: Option<&Value>) -> Vec<u64> {
 }
 
 /// Read a key; `Ok(None)` = no record.
-async fn read(conn: &mut Connection, k: u64, mode: ReadMode) -> Result<Option<Reply>, Completion> {
-    match conn.get(NAMESPACE, SET, &key(k), mode).await {
+async fn read(
+    conn: &mut Connection,
+    ns: &str,
+    k: u64,
+    mode: ReadMode,
+) -> Result<Option<Reply>, Completion> {
+    match conn.get(ns, SET, &key(k), mode).await {
         Ok(r) if r.code == 0 => Ok(Some(r)),
         Ok(r) if r.code == ResultCode::NotFound as u8 => Ok(None),
         Ok(r) => Err((
@@ -206,27 +245,32 @@ async fn read(conn: &mut Connection, k: u64, mode: ReadMode) -> Result<Option<Re
 
 async fn write(
     conn: &mut Connection,
+    ns: &str,
     k: u64,
     ops: &[Operation],
     opts: WriteOptions,
     value: Json,
 ) -> Completion {
-    match conn.operate(NAMESPACE, SET, &key(k), ops, opts).await {
+    match conn.operate(ns, SET, &key(k), ops, opts).await {
         Ok(r) => write_code(&r).unwrap_or((OpType::Ok, value, None)),
         Err(e) => write_failed(e),
     }
 }
 
-/// Run one invocation against the node behind `conn`.
+/// Run one invocation against the node behind `conn`, in namespace `ns` (the catalog
+/// workload's invocations name their own namespaces).
 pub async fn invoke(
     conn: &mut Connection,
+    ns: &str,
     workload: Workload,
     inv: &Invocation,
     mode: ReadMode,
 ) -> Completion {
     let k = inv.key;
     match (workload, inv.f) {
-        (Workload::Register | Workload::CasRegister, "read") => match read(conn, k, mode).await {
+        (Workload::Catalog, _) => catalog::invoke(conn, inv, mode).await,
+        (Workload::Register | Workload::CasRegister, "read") => match read(conn, ns, k, mode).await
+        {
             Ok(Some(r)) => match r.bin("v") {
                 Some(Value::Int(i)) => (OpType::Ok, json!(i), None),
                 _ => (OpType::Ok, Json::Null, None),
@@ -238,6 +282,7 @@ pub async fn invoke(
             let v = inv.value.as_i64().unwrap_or_default();
             write(
                 conn,
+                ns,
                 k,
                 &[Operation::Put("v".into(), Value::Int(v))],
                 WriteOptions::default(),
@@ -249,7 +294,7 @@ pub async fn invoke(
             let old = inv.value[0].as_i64().unwrap_or_default();
             let new = inv.value[1].as_i64().unwrap_or_default();
             // Compare through the generation: read, then write only if nothing changed since.
-            let current = match read(conn, k, ReadMode::Linearize).await {
+            let current = match read(conn, ns, k, ReadMode::Linearize).await {
                 Ok(r) => r,
                 Err((_, _, e)) => return (OpType::Fail, Json::Null, e),
             };
@@ -261,6 +306,7 @@ pub async fn invoke(
             };
             write(
                 conn,
+                ns,
                 k,
                 &[Operation::Put("v".into(), Value::Int(new))],
                 opts,
@@ -272,6 +318,7 @@ pub async fn invoke(
             let d = inv.value.as_i64().unwrap_or_default();
             write(
                 conn,
+                ns,
                 k,
                 &[Operation::Incr("c".into(), d)],
                 WriteOptions::default(),
@@ -279,7 +326,7 @@ pub async fn invoke(
             )
             .await
         }
-        (Workload::Counter, "read") => match read(conn, k, mode).await {
+        (Workload::Counter, "read") => match read(conn, ns, k, mode).await {
             Ok(Some(r)) => match r.bin("c") {
                 Some(Value::Int(i)) => (OpType::Ok, json!(i), None),
                 _ => (OpType::Ok, json!(0), None),
@@ -290,9 +337,17 @@ pub async fn invoke(
         (Workload::Append | Workload::Set, "append" | "add") => {
             let e = inv.value.as_u64().unwrap_or_default();
             let op = Operation::Append("s".into(), Value::Str(format!("{e},").into_bytes()));
-            write(conn, k, &[op], WriteOptions::default(), inv.value.clone()).await
+            write(
+                conn,
+                ns,
+                k,
+                &[op],
+                WriteOptions::default(),
+                inv.value.clone(),
+            )
+            .await
         }
-        (Workload::Append | Workload::Set, "read") => match read(conn, k, mode).await {
+        (Workload::Append | Workload::Set, "read") => match read(conn, ns, k, mode).await {
             Ok(Some(r)) => (OpType::Ok, json!(parse_list(r.bin("s"))), None),
             Ok(None) => (OpType::Ok, json!(Vec::<u64>::new()), None),
             Err(c) => c,
