@@ -57,6 +57,13 @@ impl RaftConfig {
             // Keep some log behind a snapshot so briefly lagging followers catch up from the log.
             max_in_snapshot_log_to_keep: self.snapshot_every.min(1000),
             install_snapshot_timeout: 5000,
+            // A leader sends entries to followers before its own fsync ends, so a kill -9 can
+            // leave an entry on a quorum of followers but not on the leader. Restored as leader
+            // in the same term after a restart, it would write a different entry under the same
+            // log id, which followers keep as "already present" (Raft's log matching): the
+            // replicas diverge. A restarted leader must win a new election (in a new term),
+            // which a node missing committed entries cannot.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         Ok(Arc::new(c.validate()?))
@@ -66,6 +73,12 @@ impl RaftConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarted_leader_stands_for_election() {
+        let c = RaftConfig::default().to_openraft(0).unwrap();
+        assert_eq!(c.enable_leader_restore, Some(false));
+    }
 
     #[test]
     fn snapshot_thresholds_are_spread_across_groups() {

@@ -112,7 +112,15 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let outcome = match &entry.payload {
-                EntryPayload::Normal(cmd) => self.apply_command(cmd)?,
+                EntryPayload::Normal(cmd) => {
+                    let outcome = self.apply_command(cmd)?;
+                    if let Command::Catalog(change) = cmd {
+                        // Catalog changes are rare and decide what every node holds: each
+                        // one is worth a line, with where it sits in the metadata log.
+                        tracing::info!(group = self.group, log_id = %entry.log_id, ?change, code = ?outcome.code, "catalog change applied");
+                    }
+                    outcome
+                }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     storage::command::Outcome::ok(0, 0)

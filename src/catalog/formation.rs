@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use storage::catalog::{CatalogCommand, MAX_META_VOTERS, META_GROUP};
 use storage::command::Command;
 use storage::log_store::NODE_META_GROUP;
+use storage::record::ResultCode;
 
 /// Node metadata key holding the ids this node formed (or is forming) the cluster with.
 const META_FORMATION: &str = "formation";
@@ -122,7 +123,11 @@ pub async fn meta_duties(node: Arc<Node>) {
                 .propose(META_GROUP, Command::Catalog(cmd), &[], deadline)
                 .await
             {
-                Ok(_) => tracing::info!(node = me, "catalog formed"),
+                Ok((o, _)) if o.code == ResultCode::Ok => {
+                    tracing::info!(node = me, "catalog formed")
+                }
+                // Formed already (this leader had not yet re-applied the log after a restart).
+                Ok(_) => {}
                 Err(e) => tracing::warn!(node = me, error = %e, "forming the catalog failed"),
             }
             continue;

@@ -99,6 +99,15 @@ impl Namespace {
         partition % self.settings.groups
     }
 
+    /// Aerospike's regime for this namespace's partition map: equal on every node that
+    /// applied the same catalog, non-zero (clients then treat the namespace as strongly
+    /// consistent), and higher for a namespace re-created under a dropped one's name (ids are
+    /// never reused), because clients keep a partition's highest regime by namespace name.
+    /// A change of placement must raise it too (the membership work adds that).
+    pub fn regime(&self) -> u32 {
+        self.id.max(1)
+    }
+
     pub fn group_id(&self, g: u16) -> GroupId {
         group_id(self.id, g)
     }
@@ -514,6 +523,9 @@ mod tests {
         // The name can be reused, under a new id.
         c.apply(&create).unwrap();
         assert_eq!(c.namespace("ns2").unwrap().id, 3);
+        // Clients keep a partition's highest regime by name: the new ns2 must outrank the old.
+        assert!(c.namespace("ns2").unwrap().regime() > ns2.regime());
+        assert!(c.namespace("test").unwrap().regime() > 0);
     }
 
     #[test]

@@ -131,21 +131,33 @@ class Cluster:
     def live(self):
         return sorted(self.procs)
 
-    def wait_ready(self, timeout=60.0):
-        """Every live node holds its groups and every group has a leader some node claims."""
+    def wait_ready(self, timeout=60.0, namespaces=None):
+        """Every live node holds its groups and every group has a leader some node claims
+        (in the first namespace listed, or in each of `namespaces`, which every live node
+        must know)."""
         def ready():
             for i in self.live():
                 if int(info(self.port(i), "partition-generation")) < 0:
                     return False
-            return self.masters_claimed() == 4096
-        wait_until("cluster ready", ready, timeout=timeout)
+            if namespaces is None:
+                return self.masters_claimed() == 4096
+            return all(self.masters_claimed(ns) == 4096 for ns in namespaces)
+        wait_until(f"cluster ready ({namespaces or 'first namespace'})", ready, timeout=timeout)
 
-    def masters_claimed(self):
-        """How many partitions some live node claims as master."""
+    def masters_claimed(self, namespace=None):
+        """How many partitions some live node claims as master: in the first namespace its
+        `replicas-leaders` lists, or in `namespace` (which every live node must list)."""
         import base64
         claimed = bytearray(512)
         for i in self.live():
-            ns = info(self.port(i), "replicas-leaders").split(";")[0]
+            entries = info(self.port(i), "replicas-leaders").split(";")
+            if namespace is None:
+                ns = entries[0]
+            else:
+                found = [e for e in entries if e.split(":", 1)[0] == namespace]
+                if not found:
+                    return 0
+                ns = found[0]
             cols = ns.split(":", 1)[1].split(",")
             bitmap = base64.b64decode(cols[2])
             for k in range(512):

@@ -90,7 +90,6 @@ enum Claims {
 /// One group as the map reports it.
 pub struct GroupView {
     pub leader: Option<NodeId>,
-    pub term: u64,
     pub replicas: Vec<NodeId>,
 }
 
@@ -120,8 +119,11 @@ pub fn column(
 }
 
 /// `<ns>:<regime>,<n>,<bitmap>...;...` for every namespace: column 0 holds the partitions
-/// this node masters, column i those where it is the i-th replica. The regime is the highest
-/// Raft term this node has seen, so a newer leader's claims never rank below an older one's.
+/// this node masters, column i those where it is the i-th replica. The regime is
+/// [`Namespace::regime`], the same on every node: clients keep the highest regime any node
+/// reported for a partition (in any column) and ignore claims below it, so a per-node value
+/// such as a Raft term would lock out the real leader of a group whose term is lower than
+/// some other group's on a node that only replicates it.
 fn replicas_answer(node: &Node, columns: Columns, claims: Claims) -> String {
     let catalog = node.catalog();
     catalog
@@ -139,13 +141,12 @@ fn namespace_map(node: &Node, ns: &Namespace, columns: Columns, claims: Claims) 
         .map(|g| {
             let status = node.multi.status(ns.group_id(g));
             GroupView {
-                leader: status.as_ref().and_then(|s| s.leader),
-                term: status.map_or(0, |s| s.term),
+                leader: status.and_then(|s| s.leader),
                 replicas: ns.placement[usize::from(g)].clone(),
             }
         })
         .collect();
-    let regime = groups.iter().map(|g| g.term).max().unwrap_or(0).max(1);
+    let regime = ns.regime();
     let cols: Vec<Option<usize>> = groups
         .iter()
         .map(|g| column(g, me, |id| node.is_up(id), claims == Claims::Stand))
@@ -222,7 +223,6 @@ mod tests {
     fn leaderless_groups_are_claimed_by_a_live_replica() {
         let g = GroupView {
             leader: None,
-            term: 3,
             replicas: vec![1, 2, 3],
         };
         let up = |id: NodeId| id != 1;
@@ -240,7 +240,6 @@ mod tests {
         assert_eq!(column(&led, 9, up, true), None);
         let nobody = GroupView {
             leader: None,
-            term: 0,
             replicas: vec![1],
         };
         assert_eq!(column(&nobody, 1, |_| false, true), None);

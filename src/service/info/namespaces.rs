@@ -226,14 +226,24 @@ pub fn create(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
     })
 }
 
-pub fn drop(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
-    Box::pin(async move {
-        let cmd = InfoCommand::parse(&raw);
-        let (name, rest) = target(&cmd)?;
-        if !rest.is_empty() && cmd.is_seed_form() {
+/// The namespace a `drop-namespace` names. Nothing is dropped on a command not fully
+/// understood: any parameter besides the name is refused.
+fn drop_target(cmd: &InfoCommand) -> Result<String, InfoError> {
+    let (name, rest) = target(cmd)?;
+    if cmd.is_seed_form() {
+        if !rest.is_empty() {
             return Err(InfoError::parameter("drop-namespace takes only a name"));
         }
-        validate_namespace_name(&name)?;
+    } else {
+        Params::parse(&rest).only(&["namespace", "ns"])?;
+    }
+    validate_namespace_name(&name)?;
+    Ok(name)
+}
+
+pub fn drop(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
+    Box::pin(async move {
+        let name = drop_target(&InfoCommand::parse(&raw))?;
         change(&node, CatalogCommand::DropNamespace { name }).await?;
         Ok("ok".into())
     })
@@ -251,6 +261,19 @@ mod tests {
             name,
             settings(NamespaceSettings::default(), &Params::parse(&rest))?,
         ))
+    }
+
+    #[test]
+    fn drop_refuses_what_it_does_not_understand() {
+        let drop = |raw: &str| drop_target(&InfoCommand::parse(raw)).map_err(|e| e.render());
+        assert_eq!(drop("drop-namespace ns2"), Ok("ns2".into()));
+        assert_eq!(drop("drop-namespace:namespace=ns2"), Ok("ns2".into()));
+        assert_eq!(drop("drop-namespace:ns=ns2"), Ok("ns2".into()));
+        assert_eq!(
+            drop("drop-namespace:namespace=ns2;bogus=1"),
+            Err("ERROR:4:unknown parameter 'bogus'".into())
+        );
+        assert!(drop("drop-namespace ns2 extra").is_err());
     }
 
     #[test]

@@ -104,7 +104,9 @@ fn namespace_and_set(cmd: &InfoCommand) -> Result<(String, String), InfoError> {
             _ => return Err(InfoError::parameter("expected: <namespace> <set>")),
         }
     } else {
-        Params::parse(&rest).required(&["set"])?.to_string()
+        let params = Params::parse(&rest);
+        params.only(&["namespace", "ns", "set"])?;
+        params.required(&["set"])?.to_string()
     };
     validate_set_name(&set)?;
     Ok((ns, set))
@@ -162,6 +164,12 @@ mod tests {
                 .unwrap_err()
                 .code,
             ResultCode::Parameter
+        );
+        assert_eq!(
+            ok("delete-set:namespace=a;set=b;bogus=1")
+                .unwrap_err()
+                .render(),
+            "ERROR:4:unknown parameter 'bogus'"
         );
         assert_eq!(
             ok("create-set ns a b c").unwrap_err().code,
