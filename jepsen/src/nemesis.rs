@@ -39,6 +39,10 @@ pub enum Fault {
     Kill,
     /// SIGKILL a node that masters partitions.
     KillLeader,
+    /// SIGKILL every node at once, restart them all afterwards: no node is left to elect a
+    /// new leader, so the old leaders come back first (a leader that restored its leadership
+    /// in the same term after losing an unflushed entry made replicas diverge).
+    KillAll,
     /// SIGSTOP a random node, SIGCONT afterwards.
     Pause,
     /// SIGSTOP a node that masters partitions.
@@ -47,12 +51,13 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::PartitionHalves,
         Fault::PartitionIsolateLeader,
         Fault::PartitionMajorityRing,
         Fault::Kill,
         Fault::KillLeader,
+        Fault::KillAll,
         Fault::Pause,
         Fault::PauseLeader,
     ];
@@ -65,6 +70,7 @@ impl Fault {
             Fault::PartitionMajorityRing => "partition-majority-ring",
             Fault::Kill => "kill",
             Fault::KillLeader => "kill-leader",
+            Fault::KillAll => "kill-all",
             Fault::Pause => "pause",
             Fault::PauseLeader => "pause-leader",
         }
@@ -76,7 +82,7 @@ impl Fault {
             Fault::PartitionHalves
             | Fault::PartitionIsolateLeader
             | Fault::PartitionMajorityRing => "partition",
-            Fault::Kill | Fault::KillLeader => "kill",
+            Fault::Kill | Fault::KillLeader | Fault::KillAll => "kill",
             Fault::Pause | Fault::PauseLeader => "pause",
         }
     }
@@ -302,10 +308,11 @@ fn choose_faults(rng: &mut StdRng, faults: &[Fault], combine: f64) -> Vec<Fault>
 }
 
 /// How to undo an applied fault.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Undo {
     Heal,
     Restart(usize),
+    RestartAll(Vec<usize>),
     Resume(usize),
 }
 
@@ -456,6 +463,18 @@ async fn apply(
                 }
             }
         }
+        Fault::KillAll => {
+            let pool = candidates(cluster, busy);
+            if pool.is_empty() {
+                bail!("no running node left to target");
+            }
+            for &i in &pool {
+                cluster.kill(i)?;
+                busy.insert(i);
+            }
+            let detail = format!("kill-all: {}", names(&pool));
+            (Undo::RestartAll(pool), detail)
+        }
         Fault::Kill | Fault::KillLeader | Fault::Pause | Fault::PauseLeader => {
             let pool = candidates(cluster, busy);
             if pool.is_empty() {
@@ -514,6 +533,12 @@ async fn undo(cluster: &mut Cluster, undo: &Undo) -> Result<()> {
     match *undo {
         Undo::Heal => cluster.heal(),
         Undo::Restart(i) => cluster.restart(i).await,
+        Undo::RestartAll(ref nodes) => {
+            for &i in nodes {
+                cluster.restart(i).await?;
+            }
+            Ok(())
+        }
         Undo::Resume(i) => cluster.resume(i),
     }
 }
@@ -532,6 +557,7 @@ mod tests {
             vec![
                 Fault::Kill,
                 Fault::KillLeader,
+                Fault::KillAll,
                 Fault::Pause,
                 Fault::PauseLeader
             ]
