@@ -36,6 +36,8 @@ pub struct NamespaceConfig {
     pub default_ttl: u32,
     /// Whether clients may ask for relaxed (not linearizable) replica reads.
     pub allow_relaxed_reads: bool,
+    /// Reads near expiry touch the record (percentage of its TTL; 0 = never).
+    pub read_touch_ttl_pct: u32,
 }
 
 impl Default for NamespaceConfig {
@@ -46,6 +48,7 @@ impl Default for NamespaceConfig {
             groups: 16,
             default_ttl: 0,
             allow_relaxed_reads: false,
+            read_touch_ttl_pct: 0,
         }
     }
 }
@@ -57,6 +60,7 @@ impl NamespaceConfig {
             default_ttl: self.default_ttl,
             groups: self.groups,
             allow_relaxed_reads: self.allow_relaxed_reads,
+            read_touch_ttl_pct: self.read_touch_ttl_pct,
         }
     }
 }

@@ -28,6 +28,7 @@
 //! default-ttl = 0
 //! raft-groups = 16
 //! allow-relaxed-reads = false
+//! default-read-touch-ttl-pct = 0
 //! ```
 
 use serde::Deserialize;
@@ -80,6 +81,7 @@ pub struct NamespaceSection {
     pub default_ttl: Option<u32>,
     pub raft_groups: Option<u16>,
     pub allow_relaxed_reads: Option<bool>,
+    pub default_read_touch_ttl_pct: Option<u32>,
 }
 
 /// Read and parse `path`; errors name the file, the line and the key.

@@ -36,6 +36,8 @@ pub struct Route {
     pub replicas: Vec<NodeId>,
     pub default_ttl: u32,
     pub allow_relaxed_reads: bool,
+    /// The namespace's `default-read-touch-ttl-pct` (0 = reads never touch).
+    pub read_touch_ttl_pct: u32,
 }
 
 pub struct Context {
@@ -191,5 +193,6 @@ pub fn route_in(ns: &Namespace, partition: u16) -> Route {
             .unwrap_or_default(),
         default_ttl: ns.settings.default_ttl,
         allow_relaxed_reads: ns.settings.allow_relaxed_reads,
+        read_touch_ttl_pct: ns.settings.read_touch_ttl_pct,
     }
 }

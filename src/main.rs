@@ -207,6 +207,9 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
                 groups: ns.raft_groups.unwrap_or(d.groups),
                 default_ttl: ns.default_ttl.unwrap_or(d.default_ttl),
                 allow_relaxed_reads: ns.allow_relaxed_reads.unwrap_or(d.allow_relaxed_reads),
+                read_touch_ttl_pct: ns
+                    .default_read_touch_ttl_pct
+                    .unwrap_or(d.read_touch_ttl_pct),
             }
         })
         .collect();

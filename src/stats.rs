@@ -12,6 +12,11 @@ pub struct Stats {
     pub errors: AtomicU64,
     pub in_doubt: AtomicU64,
     pub forwarded: AtomicU64,
+    /// Read touches (`read_touch_ttl_percent`): applied, skipped (record changed, not the
+    /// leader any more), failed or in doubt.
+    pub read_touch_success: AtomicU64,
+    pub read_touch_skip: AtomicU64,
+    pub read_touch_error: AtomicU64,
     pub info_requests: AtomicU64,
 }
 

@@ -735,7 +735,7 @@ proptest! {
             }
         }
         let got = decode_frame(&b.build());
-        prop_assert_eq!(got, Ok(Request::Read { key: key.expected(), bins, mode }));
+        prop_assert_eq!(got, Ok(Request::Read { key: key.expected(), bins, mode, touch_pct: read_touch_ttl }));
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub enum ReadBins {
     All,
     /// Metadata only (exists / header): generation and void time, no bins.
     NoBins,
-    /// These bins, in request order; missing bins are left out of the answer.
+    /// These bins, in request order; missing bins are left out of the answer. An empty list
+    /// (no ops, no GET_ALL) is answered 4 PARAMETER when the record exists.
     Named(Vec<String>),
 }
 
@@ -74,6 +75,9 @@ pub enum Request {
         key: KeyRef,
         bins: ReadBins,
         mode: ReadMode,
+        /// `read_touch_ttl_percent` as the read carries it in `record_ttl` (0 = the
+        /// namespace's default, `u32::MAX` = never, above 100 = refused).
+        touch_pct: u32,
     },
     Write {
         key: KeyRef,
@@ -457,8 +461,8 @@ fn value_error(code: ResultCode) -> RequestError {
 }
 
 /// info1 READ without info2 WRITE (SRV `read.c read_local`): GET_NO_BINS wins, then GET_ALL;
-/// both ignore the ops, as the server does. A read with neither flag nor ops reads every bin
-/// (the server would answer 4; being lenient costs nothing).
+/// both ignore the ops, as the server does. A read with neither flag nor ops names no bins,
+/// which the read answers with 4 once the record is found, as Aerospike does.
 fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
     let h = &msg.header;
     let mode = match h.info3 & (info3::SC_READ_TYPE | info3::SC_READ_RELAX) {
@@ -469,7 +473,7 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
     };
     let bins = if h.info1 & info1::GET_NO_BINS != 0 {
         ReadBins::NoBins
-    } else if h.info1 & info1::GET_ALL != 0 || msg.ops.is_empty() {
+    } else if h.info1 & info1::GET_ALL != 0 {
         ReadBins::All
     } else {
         let mut names = Vec::with_capacity(msg.ops.len());
@@ -496,7 +500,12 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
             ReadBins::Named(names)
         }
     };
-    Ok(Request::Read { key, bins, mode })
+    Ok(Request::Read {
+        key,
+        bins,
+        mode,
+        touch_pct: h.record_ttl,
+    })
 }
 
 /// Resolve a write's `record_ttl` into the void time it leaves (spec §2.2), given the
@@ -585,7 +594,8 @@ mod tests {
             Request::Read {
                 key: k1(),
                 bins: ReadBins::All,
-                mode: ReadMode::Session
+                mode: ReadMode::Session,
+                touch_pct: 0,
             }
         );
     }
@@ -767,7 +777,7 @@ mod tests {
             bins(read(info1::READ | info1::GET_ALL, 0, vec![])),
             ReadBins::All
         );
-        assert_eq!(bins(read(info1::READ, 0, vec![])), ReadBins::All);
+        assert_eq!(bins(read(info1::READ, 0, vec![])), ReadBins::Named(vec![]));
         assert_eq!(
             bins(read(info1::READ | info1::GET_NO_BINS, 0, vec![])),
             ReadBins::NoBins

@@ -3,7 +3,8 @@
 //! and answers the same outcome.
 
 use crate::command::{
-    Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, Outcome, WriteCommand,
+    Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, Outcome, ReadTouchCommand,
+    WriteCommand,
 };
 use crate::record::{
     next_generation, Bin, Record, ResultCode, Value, BINS_MAX, BIN_NAME_MAX, RECORD_SIZE_MAX,
@@ -21,7 +22,28 @@ pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
         }
         // Catalog commands belong to the metadata group; a data group refuses them.
         Command::Catalog(_) => Outcome::error(ResultCode::Parameter),
+        Command::ReadTouch(t) => apply_read_touch(store, t),
     }
+}
+
+/// Aerospike's read touch: a new void time and last-update time, the same generation (a
+/// touch a reader did not ask for must not fail the next generation check). Skipped (answer
+/// NotFound or KeyBusy, nothing changed) when the record is gone, never expires, or a write
+/// since the read already set a void time at least as late.
+fn apply_read_touch(store: &mut RecordStore, cmd: &ReadTouchCommand) -> Outcome {
+    let Some(record) = store.get(&cmd.digest, cmd.now) else {
+        return Outcome::error(ResultCode::NotFound);
+    };
+    let void_time = cmd.now.saturating_add(cmd.ttl);
+    if record.void_time == 0 || record.void_time >= void_time {
+        return Outcome::error(ResultCode::KeyBusy);
+    }
+    let mut touched = record.clone();
+    touched.void_time = void_time;
+    touched.last_update = cmd.last_update;
+    let outcome = Outcome::ok(touched.generation, void_time);
+    store.insert(cmd.digest, touched);
+    outcome
 }
 
 fn check_generation(policy: GenerationPolicy, record: &Record) -> Result<(), ResultCode> {
@@ -137,13 +159,12 @@ fn plan_write(
             Op::Incr(bin) => {
                 check_bin_name(&bin.name)?;
                 let value = match (current(&bins, &bin.name), &bin.value) {
-                    (None, Value::Int(_) | Value::Float(_)) => bin.value.clone(),
+                    // A missing bin is created from the operand, whatever its type, as
+                    // Aerospike does (every modify op is a create on a missing bin).
+                    (None, _) => bin.value.clone(),
                     (Some(Value::Int(a)), Value::Int(b)) => Value::Int(a.wrapping_add(*b)),
                     (Some(Value::Float(a)), Value::Float(b)) => Value::Float(a + b),
-                    (_, Value::Int(_) | Value::Float(_)) => {
-                        return Err(ResultCode::IncompatibleType)
-                    }
-                    _ => return Err(ResultCode::Parameter),
+                    _ => return Err(ResultCode::IncompatibleType),
                 };
                 set_bin(&mut bins, &bin.name, value);
                 respond_null(cmd, &bin.name, &mut out);
@@ -152,15 +173,12 @@ fn plan_write(
                 check_bin_name(&bin.name)?;
                 let front = matches!(op, Op::Prepend(_));
                 let value = match (current(&bins, &bin.name), &bin.value) {
-                    (None, Value::Str(_) | Value::Blob(..)) => bin.value.clone(),
+                    (None, _) => bin.value.clone(),
                     (Some(Value::Str(a)), Value::Str(b)) => Value::Str(concat(a, b, front)),
                     (Some(Value::Blob(ta, a)), Value::Blob(tb, b)) if ta == tb => {
                         Value::Blob(*ta, concat(a, b, front))
                     }
-                    (_, Value::Str(_) | Value::Blob(..)) => {
-                        return Err(ResultCode::IncompatibleType)
-                    }
-                    _ => return Err(ResultCode::Parameter),
+                    _ => return Err(ResultCode::IncompatibleType),
                 };
                 set_bin(&mut bins, &bin.name, value);
                 respond_null(cmd, &bin.name, &mut out);
@@ -216,6 +234,7 @@ fn plan_write(
         bins,
         generation,
         void_time,
+        last_update: cmd.last_update,
     };
     if record.size() > RECORD_SIZE_MAX {
         return Err(ResultCode::RecordTooBig);

@@ -53,6 +53,10 @@ pub struct NamespaceSettings {
     pub groups: u16,
     /// Whether clients may ask for relaxed (not linearizable) replica reads.
     pub allow_relaxed_reads: bool,
+    /// Aerospike's `default-read-touch-ttl-pct`: a read that leaves the client's percentage at
+    /// 0 touches a record whose remaining TTL fell below this percentage of the TTL it was
+    /// written with. 0 = never; 1..=100.
+    pub read_touch_ttl_pct: u32,
 }
 
 impl Default for NamespaceSettings {
@@ -62,6 +66,7 @@ impl Default for NamespaceSettings {
             default_ttl: 0,
             groups: 16,
             allow_relaxed_reads: false,
+            read_touch_ttl_pct: 0,
         }
     }
 }
@@ -166,12 +171,29 @@ pub enum CatalogCommand {
         namespace: String,
         set: String,
     },
-    /// Change the settings that may change live.
+    /// Change one of the settings that may change live.
     SetNamespaceConfig {
         namespace: String,
-        default_ttl: Option<u32>,
-        allow_relaxed_reads: Option<bool>,
+        setting: LiveSetting,
     },
+}
+
+/// A namespace setting that may change while the namespace serves (`set-config`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LiveSetting {
+    DefaultTtl(u32),
+    AllowRelaxedReads(bool),
+    ReadTouchTtlPct(u32),
+}
+
+impl LiveSetting {
+    fn apply_to(&self, s: &mut NamespaceSettings) {
+        match *self {
+            LiveSetting::DefaultTtl(t) => s.default_ttl = t,
+            LiveSetting::AllowRelaxedReads(r) => s.allow_relaxed_reads = r,
+            LiveSetting::ReadTouchTtlPct(p) => s.read_touch_ttl_pct = p,
+        }
+    }
 }
 
 /// A refused catalog command: an Aerospike result code and a message for `ERROR:<code>:<msg>`.
@@ -256,6 +278,11 @@ pub fn validate_settings(s: &NamespaceSettings) -> Result<(), CatalogError> {
         return Err(CatalogError::parameter(format!(
             "raft-groups must be 1..={PARTITIONS}"
         )));
+    }
+    if s.read_touch_ttl_pct > 100 {
+        return Err(CatalogError::parameter(
+            "default-read-touch-ttl-pct must be 0..=100",
+        ));
     }
     Ok(())
 }
@@ -365,8 +392,10 @@ impl Catalog {
                 self.existing(namespace)?;
                 validate_set_name(set)
             }
-            CatalogCommand::SetNamespaceConfig { namespace, .. } => {
-                self.existing(namespace).map(|_| ())
+            CatalogCommand::SetNamespaceConfig { namespace, setting } => {
+                let mut s = self.existing(namespace)?.settings.clone();
+                setting.apply_to(&mut s);
+                validate_settings(&s)
             }
         }
     }
@@ -410,18 +439,9 @@ impl Catalog {
                     ns.sets.remove(set);
                 }
             }
-            CatalogCommand::SetNamespaceConfig {
-                namespace,
-                default_ttl,
-                allow_relaxed_reads,
-            } => {
+            CatalogCommand::SetNamespaceConfig { namespace, setting } => {
                 if let Some(ns) = self.namespaces.get_mut(namespace) {
-                    if let Some(t) = default_ttl {
-                        ns.settings.default_ttl = *t;
-                    }
-                    if let Some(r) = allow_relaxed_reads {
-                        ns.settings.allow_relaxed_reads = *r;
-                    }
+                    setting.apply_to(&mut ns.settings);
                 }
             }
         }

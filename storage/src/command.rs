@@ -78,6 +78,8 @@ pub struct WriteCommand {
     pub expiry: Expiry,
     /// The leader's clock (seconds since 2010) when it proposed: expiry checks use this.
     pub now: u32,
+    /// The leader's clock in milliseconds since 2010: the record's new last-update time.
+    pub last_update: u64,
     pub ops: Vec<Op>,
     /// Answer one entry per op (NULL entries for write ops), as RESPOND_ALL_OPS asks.
     pub respond_all_ops: bool,
@@ -101,6 +103,19 @@ pub enum Command {
     },
     /// A change to the cluster catalog (metadata group only).
     Catalog(crate::catalog::CatalogCommand),
+    /// A read found the record close to expiry (`read_touch_ttl_percent`): reset its void
+    /// time to `now + ttl` without a new generation, unless a write already pushed it later.
+    ReadTouch(ReadTouchCommand),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadTouchCommand {
+    pub digest: Digest,
+    /// The TTL the record was last written with (its void time minus its last-update time).
+    pub ttl: u32,
+    /// The leader's clock, seconds and milliseconds since 2010.
+    pub now: u32,
+    pub last_update: u64,
 }
 
 impl std::fmt::Display for Command {
@@ -110,6 +125,7 @@ impl std::fmt::Display for Command {
             Command::Delete(_) => write!(f, "delete"),
             Command::DeleteSet { set } => write!(f, "delete set {set}"),
             Command::Catalog(c) => write!(f, "catalog {c:?}"),
+            Command::ReadTouch(t) => write!(f, "read touch ttl {}", t.ttl),
         }
     }
 }

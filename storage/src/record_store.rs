@@ -16,7 +16,7 @@ pub struct RecordStore {
 }
 
 /// Snapshot format version; bump it when the encoding changes.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct SnapshotBodyRef<'a> {

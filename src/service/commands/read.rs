@@ -1,5 +1,7 @@
 //! Reading one record: linearizable by default (ReadIndex on the leader); ALLOW_REPLICA
-//! reads this replica's state only where the namespace allows relaxed reads.
+//! reads this replica's state only where the namespace allows relaxed reads. A read that
+//! finds its record close to expiry (`read_touch_ttl_percent`) answers at once and then
+//! proposes a touch on the group, as Aerospike does.
 
 use super::routing::{forward_or_pause, route};
 use super::{error, respond, Envelope, Reply};
@@ -7,12 +9,17 @@ use crate::context::{Context as Node, Route};
 use crate::protocol::request::{KeyRef, ReadBins, ReadMode, Request};
 use crate::stats::Stats;
 use futures::future::BoxFuture;
-use raft::ReadError;
+use raft::{ReadError, WriteError};
 use std::sync::Arc;
 use std::time::Instant;
-use storage::command::Outcome;
-use storage::record::ResultCode;
+use storage::command::{Command, Outcome, ReadTouchCommand};
+use storage::record::touch::read_touch_ttl;
+use storage::record::{Digest, ResultCode};
 use storage::record_store::RecordStore;
+
+/// How long a read touch may take to commit before it is given up (it is only a hint: the
+/// next read near expiry tries again).
+const TOUCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn handle<'a>(
     node: &'a Arc<Node>,
@@ -20,26 +27,41 @@ pub fn handle<'a>(
     env: &'a Envelope<'a>,
 ) -> BoxFuture<'a, Reply> {
     Box::pin(async move {
-        let Request::Read { key, bins, mode } = req else {
+        let Request::Read {
+            key,
+            bins,
+            mode,
+            touch_pct,
+        } = req
+        else {
             return Reply::One(error(node, ResultCode::Parameter));
         };
-        Reply::One(read(node, env, &key, &bins, mode).await)
+        let ask = ReadAsk {
+            key: &key,
+            bins: &bins,
+            touch_pct,
+        };
+        Reply::One(read(node, env, &ask, mode).await)
     })
 }
 
-async fn read(
-    node: &Arc<Node>,
-    env: &Envelope<'_>,
-    key: &KeyRef,
-    bins: &ReadBins,
-    mode: ReadMode,
-) -> Vec<u8> {
+/// What a read asks of its record.
+struct ReadAsk<'a> {
+    key: &'a KeyRef,
+    bins: &'a ReadBins,
+    /// The read's `read_touch_ttl_percent` (0 = the namespace's).
+    touch_pct: u32,
+}
+
+async fn read(node: &Arc<Node>, env: &Envelope<'_>, ask: &ReadAsk<'_>, mode: ReadMode) -> Vec<u8> {
     let (body, hops, deadline) = (env.body, env.hops, env.deadline);
+    let key = ask.key;
     Stats::bump(&node.stats.reads);
     let Route {
         group,
         replicas,
         allow_relaxed_reads,
+        read_touch_ttl_pct,
         ..
     } = match route(node, key) {
         Ok(r) => r,
@@ -50,10 +72,11 @@ async fn read(
         matches!(mode, ReadMode::AllowReplica | ReadMode::AllowUnavailable) && allow_relaxed_reads;
     if relaxed {
         // Documented as not linearizable: this replica's state, whatever it is.
-        if let Ok(o) = node
+        if let Ok((o, touch)) = node
             .multi
-            .read_local(group, |s| read_outcome(s, key, bins, now))
+            .read_local(group, |s| read_outcome(s, ask, read_touch_ttl_pct, now))
         {
+            start_touch(node, group, key.digest, touch);
             return respond(node, &o);
         }
     }
@@ -65,10 +88,15 @@ async fn read(
         }
         let hint = match node
             .multi
-            .read(group, remaining, |s| read_outcome(s, key, bins, now))
+            .read(group, remaining, |s| {
+                read_outcome(s, ask, read_touch_ttl_pct, now)
+            })
             .await
         {
-            Ok(o) => return respond(node, &o),
+            Ok((o, touch)) => {
+                start_touch(node, group, key.digest, touch);
+                return respond(node, &o);
+            }
             Err(ReadError::NotLeader(hint)) => hint,
             Err(ReadError::NoGroup) => None,
             // Leadership could not be confirmed (it may be moving): retry, possibly
@@ -86,27 +114,74 @@ async fn read(
     }
 }
 
-/// Answer a read from a group's records.
-fn read_outcome(store: &RecordStore, key: &KeyRef, bins: &ReadBins, now: u32) -> Outcome {
-    let Some(r) = store.get(&key.digest, now) else {
-        return Outcome::error(ResultCode::NotFound);
+/// Propose a read touch on `group` in the background (this node only: a touch is not worth
+/// a forward). Bounded by [`TOUCH_TIMEOUT`], so the task ends on its own.
+fn start_touch(node: &Arc<Node>, group: raft::GroupId, digest: Digest, ttl: Option<u32>) {
+    let Some(ttl) = ttl else { return };
+    let cmd = Command::ReadTouch(ReadTouchCommand {
+        digest,
+        ttl,
+        now: node.clock.now_since_2010(),
+        last_update: node.clock.now_ms_since_2010(),
+    });
+    let node = node.clone();
+    tokio::spawn(async move {
+        let counter = match node.multi.write(group, cmd, TOUCH_TIMEOUT).await {
+            Ok(o) if o.code == ResultCode::Ok => &node.stats.read_touch_success,
+            Ok(_) | Err(WriteError::NotLeader(_) | WriteError::NoGroup) => {
+                &node.stats.read_touch_skip
+            }
+            Err(WriteError::InDoubt(why)) => {
+                tracing::debug!(group, %why, "read touch in doubt");
+                &node.stats.read_touch_error
+            }
+        };
+        Stats::bump(counter);
+    });
+}
+
+/// Answer a read from a group's records, and whether the record wants a read touch (the TTL
+/// to touch it with).
+fn read_outcome(
+    store: &RecordStore,
+    ask: &ReadAsk<'_>,
+    default_touch_pct: u32,
+    now: u32,
+) -> (Outcome, Option<u32>) {
+    let Some(r) = store.get(&ask.key.digest, now) else {
+        return (Outcome::error(ResultCode::NotFound), None);
     };
-    let bins = match bins {
+    let touch = match read_touch_ttl(
+        r.void_time,
+        r.last_update,
+        ask.touch_pct,
+        default_touch_pct,
+        now,
+    ) {
+        Ok(t) => t,
+        Err(code) => return (Outcome::error(code), None),
+    };
+    let bins = match ask.bins {
         ReadBins::All => r
             .bins
             .iter()
             .map(|b| (b.name.clone(), b.value.clone()))
             .collect(),
         ReadBins::NoBins => Vec::new(),
+        // Aerospike: "bin op(s) expected, none present", after the record lookup.
+        ReadBins::Named(names) if names.is_empty() => {
+            return (Outcome::error(ResultCode::Parameter), None)
+        }
         ReadBins::Named(names) => names
             .iter()
             .filter_map(|n| r.bin(n).map(|v| (n.clone(), v.clone())))
             .collect(),
     };
-    Outcome {
+    let outcome = Outcome {
         code: ResultCode::Ok,
         generation: r.generation,
         void_time: r.void_time,
         bins,
-    }
+    };
+    (outcome, touch)
 }

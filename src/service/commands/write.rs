@@ -29,7 +29,8 @@ pub fn handle<'a>(
         else {
             return Reply::One(error(node, ResultCode::Parameter));
         };
-        let now = node.clock.now_since_2010();
+        let now_ms = node.clock.now_ms_since_2010();
+        let now = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         let default_ttl = match route(node, &key) {
             Ok(r) => r.default_ttl,
             Err(code) => return Reply::One(error(node, code)),
@@ -46,6 +47,7 @@ pub fn handle<'a>(
             generation,
             expiry,
             now,
+            last_update: now_ms,
             ops,
             respond_all_ops,
         });

@@ -6,6 +6,7 @@
 //! an [`InfoCommand`]; every error is an [`InfoError`], rendered `ERROR:<code>:<message>`.
 
 mod cluster;
+mod logs;
 mod namespaces;
 mod node;
 mod sets;
@@ -41,6 +42,9 @@ pub const TABLE: &[(&str, Handler)] = &[
     ("service", Handler::Now(node::service)),
     ("service-clear-std", Handler::Now(node::service)),
     ("service-clear-alt", Handler::Now(node::service)),
+    // log sinks (logs.rs)
+    ("logs", Handler::Now(logs::logs)),
+    ("log", Handler::Now(logs::log)),
     // cluster and partition map (cluster.rs)
     ("partitions", Handler::Now(cluster::partitions)),
     (

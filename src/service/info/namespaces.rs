@@ -10,7 +10,9 @@ use crate::context::Context as Node;
 use crate::protocol::info_command::{parse_ttl, InfoCommand, InfoError, InfoResult, Params};
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use storage::catalog::{validate_namespace_name, CatalogCommand, Namespace, NamespaceSettings};
+use storage::catalog::{
+    validate_namespace_name, CatalogCommand, LiveSetting, Namespace, NamespaceSettings,
+};
 use storage::record::ResultCode;
 
 /// Settings `create-namespace` accepts, besides `namespace`.
@@ -20,6 +22,7 @@ const CREATE_KEYS: &[&str] = &[
     "default-ttl",
     "raft-groups",
     "allow-relaxed-reads",
+    "default-read-touch-ttl-pct",
 ];
 
 pub fn list(node: &Node, _: &InfoCommand) -> InfoResult {
@@ -80,8 +83,8 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
 fn config(ns: &Namespace) -> String {
     let s = &ns.settings;
     format!(
-        "allow-relaxed-reads={};default-ttl={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
-        s.allow_relaxed_reads, s.default_ttl, s.groups, s.replication_factor
+        "allow-relaxed-reads={};default-read-touch-ttl-pct={};default-ttl={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
+        s.allow_relaxed_reads, s.read_touch_ttl_pct, s.default_ttl, s.groups, s.replication_factor
     )
 }
 
@@ -110,8 +113,8 @@ pub fn get_config(node: &Node, cmd: &InfoCommand) -> InfoResult {
     }
 }
 
-/// `set-config:context=namespace;namespace=NS;default-ttl=S` (or `allow-relaxed-reads=B`):
-/// one setting per command, replicated through the catalog.
+/// `set-config:context=namespace;namespace=NS;default-ttl=S` (or `allow-relaxed-reads=B`,
+/// `default-read-touch-ttl-pct=P`): one setting per command, replicated through the catalog.
 pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
     Box::pin(async move {
         let cmd = InfoCommand::parse(&raw);
@@ -134,18 +137,19 @@ pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult
             return Err(invalid());
         };
         let value = params.required(&[key])?;
-        let (default_ttl, allow_relaxed_reads) = match *key {
-            "default-ttl" => (Some(parse_ttl(key, value)?), None),
-            "allow-relaxed-reads" => (None, params.boolean(key)?),
+        let setting = match *key {
+            "default-ttl" => LiveSetting::DefaultTtl(parse_ttl(key, value)?),
+            "allow-relaxed-reads" => {
+                LiveSetting::AllowRelaxedReads(params.boolean(key)?.ok_or_else(invalid)?)
+            }
+            "default-read-touch-ttl-pct" => {
+                LiveSetting::ReadTouchTtlPct(params.number(key)?.ok_or_else(invalid)?)
+            }
             _ => return Err(invalid()),
         };
         change(
             &node,
-            CatalogCommand::SetNamespaceConfig {
-                namespace,
-                default_ttl,
-                allow_relaxed_reads,
-            },
+            CatalogCommand::SetNamespaceConfig { namespace, setting },
         )
         .await?;
         Ok("ok".into())
@@ -176,6 +180,7 @@ fn settings(template: NamespaceSettings, params: &Params) -> Result<NamespaceSet
         groups: template.groups,
         default_ttl: 0,
         allow_relaxed_reads: false,
+        read_touch_ttl_pct: 0,
     };
     if let Some(rf) = params.number("replication-factor")? {
         s.replication_factor = rf;
@@ -188,6 +193,9 @@ fn settings(template: NamespaceSettings, params: &Params) -> Result<NamespaceSet
     }
     if let Some(r) = params.boolean("allow-relaxed-reads")? {
         s.allow_relaxed_reads = r;
+    }
+    if let Some(p) = params.number("default-read-touch-ttl-pct")? {
+        s.read_touch_ttl_pct = p;
     }
     storage::catalog::validate_settings(&s)?;
     Ok(s)
@@ -294,7 +302,8 @@ mod tests {
                 replication_factor: 2,
                 default_ttl: 3600,
                 groups: 8,
-                allow_relaxed_reads: true
+                allow_relaxed_reads: true,
+                read_touch_ttl_pct: 0,
             }
         );
         let (_, s) = parse("create-namespace ns4 default-ttl=60").unwrap();

@@ -16,6 +16,7 @@ fn write(n: u8, ops: Vec<Op>) -> WriteCommand {
         generation: GenerationPolicy::None,
         expiry: Expiry::Set(0),
         now: 100,
+        last_update: 100_000,
         ops,
         respond_all_ops: false,
     }
@@ -132,6 +133,81 @@ fn incr_append_prepend_and_type_errors() {
     assert_eq!(apply(&mut s, &Command::Write(wrap)).code, ResultCode::Ok);
 }
 
+/// Aerospike creates a missing bin from a modify op's operand whatever its type, and answers
+/// 12 when the bin exists with a type the op cannot combine (never 4).
+#[test]
+fn modify_ops_create_missing_bins_from_any_operand() {
+    let mut s = RecordStore::new();
+    let ops = vec![
+        Op::Append(Bin::new("a", Value::Int(7))),
+        Op::Prepend(Bin::new("p", Value::Float(1.5))),
+        Op::Incr(Bin::new("i", Value::Str(b"x".to_vec()))),
+        Op::Incr(Bin::new("g", Value::GeoJson(vec![0, 0, 0]))),
+        Op::ReadAll,
+    ];
+    let o = apply(&mut s, &Command::Write(write(1, ops)));
+    assert_eq!(o.code, ResultCode::Ok);
+    assert_eq!(
+        o.bins,
+        vec![
+            ("a".into(), Value::Int(7)),
+            ("p".into(), Value::Float(1.5)),
+            ("i".into(), Value::Str(b"x".to_vec())),
+            ("g".into(), Value::GeoJson(vec![0, 0, 0])),
+        ]
+    );
+    for op in [
+        Op::Append(Bin::new("a", Value::Int(1))),
+        Op::Append(Bin::new("i", Value::Int(1))),
+        Op::Prepend(Bin::new("i", Value::Blob(4, vec![1]))),
+        Op::Incr(Bin::new("i", Value::Str(b"y".to_vec()))),
+        Op::Incr(Bin::new("a", Value::Float(1.0))),
+        Op::Incr(Bin::new("g", Value::Int(1))),
+    ] {
+        let o = apply(&mut s, &Command::Write(write(1, vec![op.clone()])));
+        assert_eq!(o.code, ResultCode::IncompatibleType, "{op:?}");
+    }
+    assert_eq!(s.get(&digest(1), 100).unwrap().generation, 1);
+}
+
+/// A read touch resets the void time from the TTL the record was written with, keeps the
+/// generation, and never shortens a void time a later write set.
+#[test]
+fn read_touch_resets_void_time_keeping_generation() {
+    use crate::command::ReadTouchCommand;
+    let mut s = RecordStore::new();
+    let mut w = write(1, vec![Op::Write(Bin::new("a", Value::Int(1)))]);
+    w.expiry = Expiry::Set(110);
+    apply(&mut s, &Command::Write(w));
+    let touch = |now: u32, ttl: u32| {
+        Command::ReadTouch(ReadTouchCommand {
+            digest: digest(1),
+            ttl,
+            now,
+            last_update: u64::from(now) * 1000,
+        })
+    };
+    assert_eq!(apply(&mut s, &touch(108, 10)), Outcome::ok(1, 118));
+    let r = s.get(&digest(1), 108).unwrap();
+    assert_eq!(
+        (r.generation, r.void_time, r.last_update),
+        (1, 118, 108_000)
+    );
+    // A void time already later (a write since the read) is left alone.
+    assert_eq!(apply(&mut s, &touch(105, 10)).code, ResultCode::KeyBusy);
+    assert_eq!(s.get(&digest(1), 108).unwrap().void_time, 118);
+    // Gone, or never expiring: nothing to touch.
+    assert_eq!(apply(&mut s, &touch(200, 10)).code, ResultCode::NotFound);
+    apply(&mut s, &put(2, "a", Value::Int(1)));
+    let never = Command::ReadTouch(ReadTouchCommand {
+        digest: digest(2),
+        ttl: 10,
+        now: 100,
+        last_update: 0,
+    });
+    assert_eq!(apply(&mut s, &never).code, ResultCode::KeyBusy);
+}
+
 #[test]
 fn touch_delete_and_empty_records() {
     let mut s = RecordStore::new();
@@ -163,7 +239,9 @@ fn expired_records_are_absent_and_recreated_fresh() {
     w.expiry = Expiry::Set(150);
     apply(&mut s, &Command::Write(w));
     assert!(s.get(&digest(1), 149).is_some());
-    assert!(s.get(&digest(1), 150).is_none());
+    // Aerospike's comparison is strict: the record lives through its void-time second.
+    assert!(s.get(&digest(1), 150).is_some());
+    assert!(s.get(&digest(1), 151).is_none());
     let mut later = write(1, vec![Op::Write(Bin::new("b", Value::Int(2)))]);
     later.now = 200;
     later.expiry = Expiry::Keep { if_new: 0 };
@@ -310,6 +388,7 @@ fn delete_set_removes_only_that_set() {
             bins: Vec::new(),
             generation: 1,
             void_time: 0,
+            last_update: 0,
         };
         store.insert(digest, r);
     }

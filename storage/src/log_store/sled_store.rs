@@ -46,9 +46,10 @@ const META_TREE: &str = "raft_meta";
 
 /// Node metadata key holding the log layout version.
 const META_LOG_FORMAT: &str = "log_format";
-/// Layout version 2: one run of entries per key. (Version 1, one entry per key, had no
-/// marker.)
-const LOG_FORMAT: u32 = 2;
+/// Layout version 3: one run of entries per key, whose write commands carry the leader's
+/// last-update time (version 2's entries did not decode as today's commands). Version 1,
+/// one entry per key, had no marker.
+const LOG_FORMAT: u32 = 3;
 
 /// Keys removed per sled batch by truncate and purge. sled has no range delete, and a batch
 /// holds sled's process-wide write lock while it is applied (blocking every other write and

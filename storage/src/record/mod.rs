@@ -3,6 +3,7 @@
 
 pub mod key;
 pub mod result;
+pub mod touch;
 pub mod value;
 
 pub use key::{partition_id, Digest, UserKey, PARTITIONS};
@@ -32,6 +33,10 @@ pub struct Record {
     pub generation: u16,
     /// Seconds since 2010-01-01 UTC after which the record no longer exists; 0 = never.
     pub void_time: u32,
+    /// When the record was last written or touched: the leader's clock in milliseconds since
+    /// 2010-01-01 (Aerospike's last-update time). A read touch uses it to learn the TTL the
+    /// record was written with.
+    pub last_update: u64,
 }
 
 impl Record {
@@ -39,9 +44,11 @@ impl Record {
         self.bins.iter().find(|b| b.name == name).map(|b| &b.value)
     }
 
-    /// Whether the record is past its void time at `now` (seconds since 2010).
+    /// Whether the record is past its void time at `now` (seconds since 2010). Strictly
+    /// past, as Aerospike decides it: a record lives through its void-time second, so a TTL
+    /// of N seconds never expires before N seconds have passed.
     pub fn is_expired(&self, now: u32) -> bool {
-        self.void_time != 0 && self.void_time <= now
+        self.void_time != 0 && self.void_time < now
     }
 
     /// Approximate stored size, used for the record-size limit (names + values + overhead).
