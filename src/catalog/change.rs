@@ -43,9 +43,9 @@ pub async fn change(node: &Node, cmd: CatalogCommand) -> Result<(), InfoError> {
     Ok(())
 }
 
-/// Delete every record of `set` in every group of `namespace` (each through its leader, all
-/// groups at once), then forget the set in the catalog.
-pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), InfoError> {
+/// Apply `cmd` on every data group of `namespace` (each through its leader, all groups at
+/// once); `ok` only once every group has committed it.
+async fn on_every_group(node: &Node, namespace: &str, cmd: Command) -> Result<(), InfoError> {
     let catalog = node.catalog();
     let ns = catalog.namespace(namespace).ok_or_else(|| {
         InfoError::new(
@@ -54,10 +54,8 @@ pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), I
         )
     })?;
     let deadline = Instant::now() + node.config.request_timeout;
-    let deletes = (0..ns.settings.groups).map(|g| {
-        let cmd = Command::DeleteSet {
-            set: set.to_string(),
-        };
+    let proposals = (0..ns.settings.groups).map(|g| {
+        let cmd = cmd.clone();
         let replicas = ns.placement[usize::from(g)].clone();
         async move {
             node.propose(ns.group_id(g), cmd, &replicas, deadline)
@@ -65,9 +63,19 @@ pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), I
                 .map(|_| ())
         }
     });
-    for r in join_all(deletes).await {
+    for r in join_all(proposals).await {
         r.map_err(propose_error)?;
     }
+    Ok(())
+}
+
+/// Delete every record of `set` in every group of `namespace`, then forget the set in the
+/// catalog.
+pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), InfoError> {
+    let cmd = Command::DeleteSet {
+        set: set.to_string(),
+    };
+    on_every_group(node, namespace, cmd).await?;
     change(
         node,
         CatalogCommand::RemoveSet {
@@ -76,6 +84,48 @@ pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), I
         },
     )
     .await
+}
+
+/// Aerospike's truncate: delete the records of `set` (or of the whole namespace) last updated
+/// before `lut` (ms since 2010) in every group, then record the cut-off in the catalog (where
+/// `sets` and `namespace/NS` report it). Both steps are idempotent, so a timed-out truncate
+/// can simply be sent again.
+pub async fn truncate(
+    node: &Node,
+    namespace: &str,
+    set: Option<&str>,
+    lut: u64,
+) -> Result<(), InfoError> {
+    let set = set.map(str::to_string);
+    let cmd = Command::Truncate {
+        set: set.clone(),
+        before: lut,
+    };
+    on_every_group(node, namespace, cmd).await?;
+    let namespace = namespace.to_string();
+    change(
+        node,
+        CatalogCommand::Truncate {
+            namespace,
+            set,
+            lut,
+        },
+    )
+    .await
+}
+
+/// Forget a truncation cut-off (`truncate-undo`): records already deleted stay deleted.
+pub async fn truncate_undo(
+    node: &Node,
+    namespace: &str,
+    set: Option<&str>,
+) -> Result<(), InfoError> {
+    let cmd = CatalogCommand::Truncate {
+        namespace: namespace.to_string(),
+        set: set.map(str::to_string),
+        lut: 0,
+    };
+    change(node, cmd).await
 }
 
 fn propose_error(e: ProposeError) -> InfoError {

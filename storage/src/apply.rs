@@ -23,6 +23,10 @@ pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
         // Catalog commands belong to the metadata group; a data group refuses them.
         Command::Catalog(_) => Outcome::error(ResultCode::Parameter),
         Command::ReadTouch(t) => apply_read_touch(store, t),
+        Command::Truncate { set, before } => {
+            store.truncate(set.as_deref(), *before);
+            Outcome::ok(0, 0)
+        }
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Namespace {
     /// Replicas of each group, preferred leader first.
     pub placement: Vec<Vec<NodeId>>,
     pub sindexes: BTreeMap<String, SindexDef>,
+    /// Truncation cut-offs (ms since 2010; records last updated before were deleted): the
+    /// whole namespace's, and each set's. Only grow; an undo forgets them.
+    pub truncate_lut: u64,
+    pub set_truncate_luts: BTreeMap<String, u64>,
 }
 
 impl Namespace {
@@ -175,6 +179,13 @@ pub enum CatalogCommand {
     SetNamespaceConfig {
         namespace: String,
         setting: LiveSetting,
+    },
+    /// Record a truncation of the namespace or one set (its records were deleted by the data
+    /// groups first); `lut` 0 forgets it (`truncate-undo`), a smaller one is ignored.
+    Truncate {
+        namespace: String,
+        set: Option<String>,
+        lut: u64,
     },
 }
 
@@ -397,6 +408,10 @@ impl Catalog {
                 setting.apply_to(&mut s);
                 validate_settings(&s)
             }
+            CatalogCommand::Truncate { namespace, set, .. } => {
+                self.existing(namespace)?;
+                set.as_deref().map_or(Ok(()), validate_set_name)
+            }
         }
     }
 
@@ -444,6 +459,20 @@ impl Catalog {
                     setting.apply_to(&mut ns.settings);
                 }
             }
+            CatalogCommand::Truncate {
+                namespace,
+                set,
+                lut,
+            } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    let slot = match set {
+                        Some(s) => ns.set_truncate_luts.entry(s.clone()).or_default(),
+                        None => &mut ns.truncate_lut,
+                    };
+                    *slot = if *lut == 0 { 0 } else { (*slot).max(*lut) };
+                    ns.set_truncate_luts.retain(|_, l| *l != 0);
+                }
+            }
         }
         self.version += 1;
         Ok(())
@@ -469,6 +498,8 @@ impl Catalog {
                 sets: BTreeSet::new(),
                 placement,
                 sindexes: BTreeMap::new(),
+                truncate_lut: 0,
+                set_truncate_luts: BTreeMap::new(),
             },
         );
     }
@@ -623,6 +654,29 @@ mod tests {
         assert_eq!(Catalog::decode(&c.encode()).unwrap(), c);
         assert_eq!(split_group_id(group_id(5, 4095)), (5, 4095));
         assert!(group_id(MAX_NAMESPACE_ID, 4095) < u32::MAX);
+    }
+
+    #[test]
+    fn truncate_luts_only_grow_and_undo_forgets_them() {
+        let mut c = formed(vec![1, 2, 3]);
+        let t = |set: Option<&str>, lut| CatalogCommand::Truncate {
+            namespace: "test".into(),
+            set: set.map(String::from),
+            lut,
+        };
+        c.apply(&t(Some("a"), 50)).unwrap();
+        c.apply(&t(Some("a"), 40)).unwrap();
+        c.apply(&t(None, 70)).unwrap();
+        let ns = c.namespace("test").unwrap();
+        assert_eq!((ns.set_truncate_luts["a"], ns.truncate_lut), (50, 70));
+        c.apply(&t(Some("a"), 0)).unwrap();
+        assert!(c.namespace("test").unwrap().set_truncate_luts.is_empty());
+        let missing = CatalogCommand::Truncate {
+            namespace: "nope".into(),
+            set: None,
+            lut: 1,
+        };
+        assert_eq!(c.apply(&missing).unwrap_err().code, ResultCode::Namespace);
     }
 
     #[test]

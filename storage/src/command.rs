@@ -106,6 +106,12 @@ pub enum Command {
     /// A read found the record close to expiry (`read_touch_ttl_percent`): reset its void
     /// time to `now + ttl` without a new generation, unless a write already pushed it later.
     ReadTouch(ReadTouchCommand),
+    /// Delete the records (of one set, or all) last updated before `before` (ms since 2010):
+    /// Aerospike's truncate, whose cut-off is strict (a write in that millisecond survives).
+    Truncate {
+        set: Option<String>,
+        before: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,6 +132,7 @@ impl std::fmt::Display for Command {
             Command::DeleteSet { set } => write!(f, "delete set {set}"),
             Command::Catalog(c) => write!(f, "catalog {c:?}"),
             Command::ReadTouch(t) => write!(f, "read touch ttl {}", t.ttl),
+            Command::Truncate { set, before } => write!(f, "truncate {set:?} before {before}"),
         }
     }
 }

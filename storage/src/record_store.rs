@@ -67,6 +67,15 @@ impl RecordStore {
         before - self.records.len()
     }
 
+    /// Remove the records (of `set`, or all) last updated strictly before `before`; answers
+    /// how many went.
+    pub fn truncate(&mut self, set: Option<&str>, before: u64) -> usize {
+        let len = self.records.len();
+        self.records
+            .retain(|_, r| r.last_update >= before || set.is_some_and(|s| r.set != s));
+        len - self.records.len()
+    }
+
     /// Stored records, including expired ones not yet removed.
     pub fn len(&self) -> usize {
         self.records.len()

@@ -11,6 +11,7 @@ mod namespaces;
 mod node;
 mod sets;
 mod stats;
+mod truncate;
 
 pub use cluster::BUILD;
 
@@ -79,6 +80,17 @@ pub const TABLE: &[(&str, Handler)] = &[
     ("show-sets", Handler::Now(sets::show_sets)),
     ("create-set", Handler::Change(sets::create)),
     ("delete-set", Handler::Change(sets::delete)),
+    // truncate (truncate.rs)
+    ("truncate", Handler::Change(truncate::truncate)),
+    (
+        "truncate-namespace",
+        Handler::Change(truncate::truncate_namespace),
+    ),
+    ("truncate-undo", Handler::Change(truncate::undo)),
+    (
+        "truncate-namespace-undo",
+        Handler::Change(truncate::namespace_undo),
+    ),
 ];
 
 fn find(name: &str) -> Option<Handler> {

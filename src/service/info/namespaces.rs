@@ -73,6 +73,7 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
         ("current_time", node.clock.now_since_2010().to_string()),
         ("data_used_bytes", counts.bytes.to_string()),
         ("sets", (ns.sets.len() as u64).to_string()),
+        ("truncate_lut", ns.truncate_lut.to_string()),
     ];
     let mut out: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
     out.push(config(ns));

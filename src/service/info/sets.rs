@@ -14,14 +14,15 @@ use std::sync::Arc;
 use storage::catalog::{validate_set_name, CatalogCommand, Namespace};
 use storage::record::ResultCode;
 
-/// `(objects, bytes)` per set of `ns` on this node, explicit sets included (with zeroes).
+/// `(objects, bytes)` per set of `ns` on this node, explicit and truncated sets included (with
+/// zeroes: Aerospike keeps listing a set it emptied).
 fn set_figures(node: &Node, ns: &Namespace) -> BTreeMap<String, (u64, u64)> {
     let mut sets: BTreeMap<String, (u64, u64)> = namespace_counts(node, ns)
         .per_set
         .into_iter()
         .filter(|(s, _)| !s.is_empty())
         .collect();
-    for s in &ns.sets {
+    for s in ns.sets.iter().chain(ns.set_truncate_luts.keys()) {
         sets.entry(s.clone()).or_default();
     }
     sets
@@ -34,8 +35,9 @@ fn props(ns: &Namespace, set: &str, objects: u64, bytes: u64) -> String {
         .values()
         .filter(|d| d.set.as_deref() == Some(set))
         .count();
+    let truncate_lut = ns.set_truncate_luts.get(set).copied().unwrap_or(0);
     format!(
-        "objects={objects}:tombstones=0:data_used_bytes={bytes}:truncate_lut=0:sindexes={sindexes}:index_populating=false:truncating=false:default-read-touch-ttl-pct=0:default-ttl=0:disable-eviction=false:enable-index=false:stop-writes-count=0:stop-writes-size=0"
+        "objects={objects}:tombstones=0:data_used_bytes={bytes}:truncate_lut={truncate_lut}:sindexes={sindexes}:index_populating=false:truncating=false:default-read-touch-ttl-pct=0:default-ttl=0:disable-eviction=false:enable-index=false:stop-writes-count=0:stop-writes-size=0"
     )
 }
 

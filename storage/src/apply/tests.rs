@@ -209,6 +209,28 @@ fn read_touch_resets_void_time_keeping_generation() {
 }
 
 #[test]
+fn truncate_removes_records_updated_before_the_cut_off() {
+    let mut s = RecordStore::new();
+    for (n, set, lut) in [(1, "a", 10), (2, "a", 20), (3, "b", 10), (4, "a", 30)] {
+        let mut w = write(n, vec![Op::Write(Bin::new("x", Value::Int(1)))]);
+        w.set = set.into();
+        w.last_update = lut;
+        apply(&mut s, &Command::Write(w));
+    }
+    let cut = |set: Option<&str>, before| Command::Truncate {
+        set: set.map(String::from),
+        before,
+    };
+    assert_eq!(apply(&mut s, &cut(Some("a"), 20)), Outcome::ok(0, 0));
+    // Strict: the record written in the cut-off millisecond survives; other sets too.
+    assert!(s.get(&digest(1), 0).is_none());
+    assert!(s.get(&digest(2), 0).is_some() && s.get(&digest(3), 0).is_some());
+    apply(&mut s, &cut(None, 25));
+    assert_eq!(s.len(), 1);
+    assert!(s.get(&digest(4), 0).is_some());
+}
+
+#[test]
 fn touch_delete_and_empty_records() {
     let mut s = RecordStore::new();
     assert_eq!(
