@@ -38,6 +38,8 @@ pub struct NamespaceConfig {
     pub allow_relaxed_reads: bool,
     /// Reads near expiry touch the record (percentage of its TTL; 0 = never).
     pub read_touch_ttl_pct: u32,
+    /// Seconds between expiry sweeps; 0 = never remove expired records.
+    pub nsup_period: u32,
 }
 
 impl Default for NamespaceConfig {
@@ -49,6 +51,7 @@ impl Default for NamespaceConfig {
             default_ttl: 0,
             allow_relaxed_reads: false,
             read_touch_ttl_pct: 0,
+            nsup_period: storage::catalog::DEFAULT_NSUP_PERIOD,
         }
     }
 }
@@ -61,6 +64,7 @@ impl NamespaceConfig {
             groups: self.groups,
             allow_relaxed_reads: self.allow_relaxed_reads,
             read_touch_ttl_pct: self.read_touch_ttl_pct,
+            nsup_period: self.nsup_period,
         }
     }
 }

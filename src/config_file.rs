@@ -29,6 +29,7 @@
 //! raft-groups = 16
 //! allow-relaxed-reads = false
 //! default-read-touch-ttl-pct = 0
+//! nsup-period = 120
 //! ```
 
 use serde::Deserialize;
@@ -82,6 +83,7 @@ pub struct NamespaceSection {
     pub raft_groups: Option<u16>,
     pub allow_relaxed_reads: Option<bool>,
     pub default_read_touch_ttl_pct: Option<u32>,
+    pub nsup_period: Option<u32>,
 }
 
 /// Read and parse `path`; errors name the file, the line and the key.

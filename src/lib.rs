@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod context;
+pub mod expiry;
 pub mod fabric;
 pub mod info_client;
 pub mod node;

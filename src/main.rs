@@ -210,6 +210,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
                 read_touch_ttl_pct: ns
                     .default_read_touch_ttl_pct
                     .unwrap_or(d.read_touch_ttl_pct),
+                nsup_period: ns.nsup_period.unwrap_or(d.nsup_period),
             }
         })
         .collect();

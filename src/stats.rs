@@ -17,6 +17,8 @@ pub struct Stats {
     pub read_touch_success: AtomicU64,
     pub read_touch_skip: AtomicU64,
     pub read_touch_error: AtomicU64,
+    /// Expiry commands this node's sweeps committed.
+    pub expiry_sweeps: AtomicU64,
     pub info_requests: AtomicU64,
 }
 

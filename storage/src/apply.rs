@@ -27,6 +27,10 @@ pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
             store.truncate(set.as_deref(), *before);
             Outcome::ok(0, 0)
         }
+        Command::Expire { digests, now } => {
+            store.expire(digests, *now);
+            Outcome::ok(0, 0)
+        }
     }
 }
 

@@ -57,6 +57,9 @@ pub struct NamespaceSettings {
     /// 0 touches a record whose remaining TTL fell below this percentage of the TTL it was
     /// written with. 0 = never; 1..=100.
     pub read_touch_ttl_pct: u32,
+    /// Seconds between expiry sweeps (Aerospike's `nsup-period`); 0 = expired records are
+    /// hidden but never removed.
+    pub nsup_period: u32,
 }
 
 impl Default for NamespaceSettings {
@@ -67,9 +70,14 @@ impl Default for NamespaceSettings {
             groups: 16,
             allow_relaxed_reads: false,
             read_touch_ttl_pct: 0,
+            nsup_period: DEFAULT_NSUP_PERIOD,
         }
     }
 }
+
+/// Default seconds between expiry sweeps. (Aerospike's default is 0 with TTL writes then
+/// refused; Strato sweeps by default so TTLs work and free memory out of the box.)
+pub const DEFAULT_NSUP_PERIOD: u32 = 120;
 
 /// A secondary-index definition (kept for the index feature; nothing maintains it yet).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +203,7 @@ pub enum LiveSetting {
     DefaultTtl(u32),
     AllowRelaxedReads(bool),
     ReadTouchTtlPct(u32),
+    NsupPeriod(u32),
 }
 
 impl LiveSetting {
@@ -203,6 +212,7 @@ impl LiveSetting {
             LiveSetting::DefaultTtl(t) => s.default_ttl = t,
             LiveSetting::AllowRelaxedReads(r) => s.allow_relaxed_reads = r,
             LiveSetting::ReadTouchTtlPct(p) => s.read_touch_ttl_pct = p,
+            LiveSetting::NsupPeriod(p) => s.nsup_period = p,
         }
     }
 }

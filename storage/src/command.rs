@@ -112,6 +112,12 @@ pub enum Command {
         set: Option<String>,
         before: u64,
     },
+    /// Remove these records if they are past their void time at `now` (the leader's clock):
+    /// the expiry sweep (Aerospike's nsup), replicated so every replica frees the same records.
+    Expire {
+        digests: Vec<Digest>,
+        now: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +139,7 @@ impl std::fmt::Display for Command {
             Command::Catalog(c) => write!(f, "catalog {c:?}"),
             Command::ReadTouch(t) => write!(f, "read touch ttl {}", t.ttl),
             Command::Truncate { set, before } => write!(f, "truncate {set:?} before {before}"),
+            Command::Expire { digests, .. } => write!(f, "expire {} records", digests.len()),
         }
     }
 }

@@ -13,6 +13,9 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordStore {
     records: BTreeMap<Digest, Arc<Record>>,
+    /// Records this replica removed because they expired (a figure, `expired_objects`; not
+    /// part of snapshots, so it counts from this process's start, as Aerospike's does).
+    expired: u64,
 }
 
 /// Snapshot format version; bump it when the encoding changes.
@@ -76,6 +79,35 @@ impl RecordStore {
         len - self.records.len()
     }
 
+    /// Up to `limit` digests of records past their void time at `now`, for the expiry sweep.
+    pub fn expired_digests(&self, now: u32, limit: usize) -> Vec<Digest> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.is_expired(now))
+            .map(|(d, _)| *d)
+            .take(limit)
+            .collect()
+    }
+
+    /// Remove these records where they are still past their void time at `now` (a write may
+    /// have renewed one since the sweep found it); answers how many went.
+    pub fn expire(&mut self, digests: &[Digest], now: u32) -> usize {
+        let mut removed = 0;
+        for d in digests {
+            if self.records.get(d).is_some_and(|r| r.is_expired(now)) {
+                self.records.remove(d);
+                removed += 1;
+            }
+        }
+        self.expired += removed as u64;
+        removed
+    }
+
+    /// Records this replica removed by expiry since it started.
+    pub fn expired_count(&self) -> u64 {
+        self.expired
+    }
+
     /// Stored records, including expired ones not yet removed.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -107,6 +139,7 @@ impl RecordStore {
             return Err(SnapshotError::Version(body.version));
         }
         Ok(RecordStore {
+            expired: 0,
             records: body
                 .records
                 .into_iter()

@@ -23,6 +23,7 @@ const CREATE_KEYS: &[&str] = &[
     "raft-groups",
     "allow-relaxed-reads",
     "default-read-touch-ttl-pct",
+    "nsup-period",
 ];
 
 pub fn list(node: &Node, _: &InfoCommand) -> InfoResult {
@@ -74,6 +75,7 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
         ("data_used_bytes", counts.bytes.to_string()),
         ("sets", (ns.sets.len() as u64).to_string()),
         ("truncate_lut", ns.truncate_lut.to_string()),
+        ("expired_objects", counts.expired.to_string()),
     ];
     let mut out: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
     out.push(config(ns));
@@ -84,8 +86,8 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
 fn config(ns: &Namespace) -> String {
     let s = &ns.settings;
     format!(
-        "allow-relaxed-reads={};default-read-touch-ttl-pct={};default-ttl={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
-        s.allow_relaxed_reads, s.read_touch_ttl_pct, s.default_ttl, s.groups, s.replication_factor
+        "allow-relaxed-reads={};default-read-touch-ttl-pct={};default-ttl={};nsup-period={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
+        s.allow_relaxed_reads, s.read_touch_ttl_pct, s.default_ttl, s.nsup_period, s.groups, s.replication_factor
     )
 }
 
@@ -146,6 +148,7 @@ pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult
             "default-read-touch-ttl-pct" => {
                 LiveSetting::ReadTouchTtlPct(params.number(key)?.ok_or_else(invalid)?)
             }
+            "nsup-period" => LiveSetting::NsupPeriod(parse_ttl(key, value)?),
             _ => return Err(invalid()),
         };
         change(
@@ -182,6 +185,7 @@ fn settings(template: NamespaceSettings, params: &Params) -> Result<NamespaceSet
         default_ttl: 0,
         allow_relaxed_reads: false,
         read_touch_ttl_pct: 0,
+        nsup_period: storage::catalog::DEFAULT_NSUP_PERIOD,
     };
     if let Some(rf) = params.number("replication-factor")? {
         s.replication_factor = rf;
@@ -197,6 +201,9 @@ fn settings(template: NamespaceSettings, params: &Params) -> Result<NamespaceSet
     }
     if let Some(p) = params.number("default-read-touch-ttl-pct")? {
         s.read_touch_ttl_pct = p;
+    }
+    if let Some(p) = params.get(&["nsup-period"])? {
+        s.nsup_period = parse_ttl("nsup-period", p)?;
     }
     storage::catalog::validate_settings(&s)?;
     Ok(s)
@@ -305,6 +312,7 @@ mod tests {
                 groups: 8,
                 allow_relaxed_reads: true,
                 read_touch_ttl_pct: 0,
+                nsup_period: storage::catalog::DEFAULT_NSUP_PERIOD,
             }
         );
         let (_, s) = parse("create-namespace ns4 default-ttl=60").unwrap();

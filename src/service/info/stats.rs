@@ -17,6 +17,8 @@ pub struct Counts {
     pub bytes: u64,
     /// Copies held per set ("" for records without a set).
     pub per_set: BTreeMap<String, (u64, u64)>,
+    /// Records the expiry sweep removed from this node's copies since it started.
+    pub expired: u64,
 }
 
 /// Count the records of `ns` this node holds (every copy: led and followed groups).
@@ -32,6 +34,7 @@ pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
         let Ok(records) = group.records.read() else {
             continue;
         };
+        c.expired += records.expired_count();
         for (_, r) in records.iter() {
             if leads {
                 c.master += 1;
@@ -83,6 +86,7 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         ("read_touch_success", Stats::get(&s.read_touch_success)),
         ("read_touch_skip", Stats::get(&s.read_touch_skip)),
         ("read_touch_error", Stats::get(&s.read_touch_error)),
+        ("expiry_sweeps", Stats::get(&s.expiry_sweeps)),
         ("info_requests", Stats::get(&s.info_requests)),
         ("wal_fsyncs", wal.flushes),
         ("wal_synced_requests", wal.synced_requests),

@@ -231,6 +231,32 @@ fn truncate_removes_records_updated_before_the_cut_off() {
 }
 
 #[test]
+fn expire_removes_only_records_still_expired() {
+    let mut s = RecordStore::new();
+    for (n, void) in [(1, 50), (2, 60), (3, 0), (4, 200)] {
+        let mut w = write(n, vec![Op::Write(Bin::new("x", Value::Int(1)))]);
+        w.expiry = Expiry::Set(void);
+        apply(&mut s, &Command::Write(w));
+    }
+    let found = s.expired_digests(100, 10);
+    assert_eq!(found.len(), 2);
+    assert_eq!(s.expired_digests(100, 1).len(), 1);
+    // Record 2 is renewed between the sweep and the apply: it stays.
+    let mut renew = write(2, vec![Op::Write(Bin::new("x", Value::Int(2)))]);
+    renew.now = 100;
+    renew.expiry = Expiry::Set(300);
+    apply(&mut s, &Command::Write(renew));
+    let expire = Command::Expire {
+        digests: found,
+        now: 100,
+    };
+    assert_eq!(apply(&mut s, &expire), Outcome::ok(0, 0));
+    assert_eq!(s.len(), 3);
+    assert_eq!(s.expired_count(), 1);
+    assert!(s.get(&digest(2), 100).is_some());
+}
+
+#[test]
 fn touch_delete_and_empty_records() {
     let mut s = RecordStore::new();
     assert_eq!(
