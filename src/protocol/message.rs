@@ -196,32 +196,36 @@ pub fn parse_as_msg(body: &[u8]) -> Result<AsMsg<'_>, MsgError> {
 }
 
 /// A bounds-checked cursor over the body.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.buf.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
 
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
 
-    fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -261,59 +265,7 @@ impl<'a> AsMsg<'a> {
         };
         let n_fields = r.u16().ok_or(short.clone())?;
         let n_ops = r.u16().ok_or(short)?;
-        // Both counts are u16, but check them against the bytes present before reserving.
-        let min_needed = usize::from(n_fields) * FIELD_MIN + usize::from(n_ops) * OP_MIN;
-        if min_needed > r.remaining() {
-            return Err(MsgError::CountsTooLarge {
-                n_fields,
-                n_ops,
-                remaining: r.remaining(),
-            });
-        }
-
-        let mut fields = Vec::with_capacity(usize::from(n_fields));
-        for index in 0..usize::from(n_fields) {
-            let size = r.u32().ok_or(MsgError::FieldOverrun { index })?;
-            if size == 0 {
-                return Err(MsgError::EmptyField { index });
-            }
-            let kind = r.u8().ok_or(MsgError::FieldOverrun { index })?;
-            let len = usize::try_from(size - 1).map_err(|_| MsgError::FieldOverrun { index })?;
-            let data = r.take(len).ok_or(MsgError::FieldOverrun { index })?;
-            fields.push(Field { kind, data });
-        }
-
-        let mut ops = Vec::with_capacity(usize::from(n_ops));
-        for index in 0..usize::from(n_ops) {
-            let op_sz = r.u32().ok_or(MsgError::OpOverrun { index })?;
-            let op = r.u8().ok_or(MsgError::OpOverrun { index })?;
-            let particle = r.u8().ok_or(MsgError::OpOverrun { index })?;
-            let flags = r.u8().ok_or(MsgError::OpOverrun { index })?;
-            let name_len = r.u8().ok_or(MsgError::OpOverrun { index })?;
-            // op_sz counts the 4 bytes op/particle/flags/name_len, the name and the value.
-            let value_len =
-                op_sz
-                    .checked_sub(4 + u32::from(name_len))
-                    .ok_or(MsgError::BadOpSize {
-                        index,
-                        op_sz,
-                        name_len,
-                    })?;
-            let name = r
-                .take(usize::from(name_len))
-                .ok_or(MsgError::OpOverrun { index })?;
-            let value_len =
-                usize::try_from(value_len).map_err(|_| MsgError::OpOverrun { index })?;
-            let value = r.take(value_len).ok_or(MsgError::OpOverrun { index })?;
-            ops.push(MsgOp {
-                op,
-                particle,
-                flags,
-                name,
-                value,
-            });
-        }
-
+        let (fields, ops) = parse_fields_and_ops(&mut r, n_fields, n_ops)?;
         Ok((
             AsMsg {
                 header,
@@ -323,7 +275,71 @@ impl<'a> AsMsg<'a> {
             &buf[r.pos..],
         ))
     }
+}
 
+/// A message's fields and ops, borrowing from its body.
+pub(crate) type FieldsAndOps<'a> = (Vec<Field<'a>>, Vec<MsgOp<'a>>);
+
+/// The fields then the ops of a message (or of a batch row, which encodes them the same way).
+pub(crate) fn parse_fields_and_ops<'a>(
+    r: &mut Reader<'a>,
+    n_fields: u16,
+    n_ops: u16,
+) -> Result<FieldsAndOps<'a>, MsgError> {
+    // Both counts are u16, but check them against the bytes present before reserving.
+    let min_needed = usize::from(n_fields) * FIELD_MIN + usize::from(n_ops) * OP_MIN;
+    if min_needed > r.remaining() {
+        return Err(MsgError::CountsTooLarge {
+            n_fields,
+            n_ops,
+            remaining: r.remaining(),
+        });
+    }
+
+    let mut fields = Vec::with_capacity(usize::from(n_fields));
+    for index in 0..usize::from(n_fields) {
+        let size = r.u32().ok_or(MsgError::FieldOverrun { index })?;
+        if size == 0 {
+            return Err(MsgError::EmptyField { index });
+        }
+        let kind = r.u8().ok_or(MsgError::FieldOverrun { index })?;
+        let len = usize::try_from(size - 1).map_err(|_| MsgError::FieldOverrun { index })?;
+        let data = r.take(len).ok_or(MsgError::FieldOverrun { index })?;
+        fields.push(Field { kind, data });
+    }
+
+    let mut ops = Vec::with_capacity(usize::from(n_ops));
+    for index in 0..usize::from(n_ops) {
+        let op_sz = r.u32().ok_or(MsgError::OpOverrun { index })?;
+        let op = r.u8().ok_or(MsgError::OpOverrun { index })?;
+        let particle = r.u8().ok_or(MsgError::OpOverrun { index })?;
+        let flags = r.u8().ok_or(MsgError::OpOverrun { index })?;
+        let name_len = r.u8().ok_or(MsgError::OpOverrun { index })?;
+        // op_sz counts the 4 bytes op/particle/flags/name_len, the name and the value.
+        let value_len = op_sz
+            .checked_sub(4 + u32::from(name_len))
+            .ok_or(MsgError::BadOpSize {
+                index,
+                op_sz,
+                name_len,
+            })?;
+        let name = r
+            .take(usize::from(name_len))
+            .ok_or(MsgError::OpOverrun { index })?;
+        let value_len = usize::try_from(value_len).map_err(|_| MsgError::OpOverrun { index })?;
+        let value = r.take(value_len).ok_or(MsgError::OpOverrun { index })?;
+        ops.push(MsgOp {
+            op,
+            particle,
+            flags,
+            name,
+            value,
+        });
+    }
+    Ok((fields, ops))
+}
+
+impl<'a> AsMsg<'a> {
     /// The last field of type `kind` (the server keeps the last one when a type repeats).
     pub fn field(&self, kind: u8) -> Option<&Field<'a>> {
         self.fields.iter().rev().find(|f| f.kind == kind)

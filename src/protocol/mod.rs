@@ -11,6 +11,7 @@
 //! - [`info`] and [`admin`]: info text framing (§7) and the no-security admin reply (§10).
 
 pub mod admin;
+pub mod batch;
 pub mod frame;
 pub mod info;
 pub mod info_command;

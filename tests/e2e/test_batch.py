@@ -1,0 +1,90 @@
+"""Batch requests through the official Python client against a 3-node cluster: every row is
+answered as its single-record command (reads, exists, writes, operates, removes), rows whose
+keys live on other nodes included, missing keys answer 2, and a batch still completes after
+a node is killed."""
+
+import time
+
+import pytest
+from aerospike_helpers.batch import records as br
+from aerospike_helpers.operations import operations as op
+
+from cluster import Cluster, wait_until
+
+NS, SET = "test", "batch"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("batch"))
+    c.start_all()
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    c = cluster.client(seed=1, total_timeout=5000)
+    yield c
+    c.close()
+
+
+def test_batch_read_across_every_group(client):
+    keys = [(NS, SET, i) for i in range(100)]
+    for k in keys:
+        client.put(k, {"v": k[2], "w": "x"})
+    missing = [(NS, SET, 1000 + i) for i in range(5)]
+    started = time.monotonic()
+    rows = client.batch_read(keys + missing).batch_records
+    assert time.monotonic() - started < 3.0
+    assert [r.result for r in rows] == [0] * 100 + [2] * 5
+    assert [r.record[2]["v"] for r in rows[:100]] == list(range(100))
+    named = client.batch_read(keys[:10], ["v"]).batch_records
+    assert [r.record[2] for r in named] == [{"v": i} for i in range(10)]
+    # No bins: metadata only (exists).
+    heads = client.batch_read(keys[:3] + missing[:1], []).batch_records
+    assert [r.result for r in heads] == [0, 0, 0, 2]
+    assert all(r.record[1]["gen"] == 1 for r in heads[:3])
+
+
+def test_batch_writes_operates_and_removes(client):
+    rows = client.batch_write(br.BatchRecords([
+        br.Write((NS, SET, "w1"), [op.write("x", 1), op.read("x")]),
+        br.Read((NS, SET, 5), [op.read("v")]),
+        br.Remove((NS, SET, 6)),
+        br.Remove((NS, SET, "never-written")),
+    ])).batch_records
+    assert [r.result for r in rows] == [0, 0, 0, 2]
+    assert rows[0].record[2] == {"x": 1} and rows[1].record[2] == {"v": 5}
+    assert client.exists((NS, SET, 6))[1] is None
+    ops = client.batch_operate([(NS, SET, 7), (NS, SET, 8)], [op.increment("v", 10), op.read("v")])
+    assert [r.record[2] for r in ops.batch_records] == [{"v": 17}, {"v": 18}]
+    gone = client.batch_remove([(NS, SET, 9), (NS, SET, 10)])
+    assert [r.result for r in gone.batch_records] == [0, 0]
+    assert client.exists((NS, SET, 9))[1] is None and client.exists((NS, SET, 10))[1] is None
+
+
+def test_batch_after_a_node_is_killed(client, cluster):
+    keys = [(NS, SET, i) for i in range(20, 60)]
+    cluster.kill(3)
+
+    def all_rows_ok():
+        return all(r.result == 0 for r in client.batch_read(keys).batch_records)
+    wait_until("a batch with every row answered", all_rows_ok, timeout=30)
+    rows = client.batch_read(keys).batch_records
+    assert [r.record[2]["v"] for r in rows] == list(range(20, 60))
+
+
+def test_a_batch_filter_expression_is_refused_not_ignored(client):
+    from aerospike import exception as ex
+    from aerospike_helpers import expressions as exp
+    keys = [(NS, SET, i) for i in range(60, 65)]
+    for k in keys:
+        client.put(k, {"v": k[2]})
+    policy = {"expressions": exp.Eq(exp.IntBin("v"), 61).compile()}
+    try:
+        rows = client.batch_read(keys, policy=policy).batch_records
+        codes = {r.result for r in rows}
+        assert codes <= {16, -16} or 0 not in codes, codes
+    except ex.AerospikeError as e:
+        assert e.code == 16, e
