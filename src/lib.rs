@@ -17,6 +17,7 @@ pub mod config_file;
 pub mod context;
 pub mod expiry;
 pub mod fabric;
+pub mod index_build;
 pub mod info_client;
 pub mod node;
 pub mod protocol;

@@ -161,6 +161,7 @@ impl Node {
         node.spawn(crate::service::serve(service, ctx.clone()));
         node.spawn(crate::balance::run(ctx.clone()));
         node.spawn(crate::expiry::run(ctx.clone()));
+        node.spawn(crate::index_build::run(ctx.clone()));
         tracing::info!(node = ctx.config.node_id, service = %ctx.config.service_addr(), fresh, "node started");
         Ok(node)
     }

@@ -20,6 +20,9 @@ pub struct Stats {
     /// Expiry commands this node's sweeps committed.
     pub expiry_sweeps: AtomicU64,
     pub info_requests: AtomicU64,
+    /// Scans and (secondary-index) queries started.
+    pub scans: AtomicU64,
+    pub queries: AtomicU64,
 }
 
 impl Stats {

@@ -143,7 +143,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         let data = match &self.data {
             GroupData::Records(records) => records
                 .read()
-                .map(|r| Captured::Records(r.clone()))
+                .map(|r| Captured::Records(r.capture()))
                 .map_err(|_| poisoned()),
             GroupData::Catalog(cat) => Ok(Captured::Catalog(cat.borrow().clone())),
         };

@@ -152,3 +152,50 @@ fn refusal_message(cmd: &CatalogCommand, code: ResultCode) -> String {
         _ => "refused by the catalog".into(),
     }
 }
+
+/// Define a secondary index in the catalog, then add it to every group of the namespace.
+/// The group step is best effort: the index builder adds it to any group that missed it,
+/// since the catalog holds the definition.
+pub async fn create_sindex(
+    node: &Node,
+    namespace: &str,
+    name: &str,
+    def: storage::catalog::SindexDef,
+) -> Result<(), InfoError> {
+    change(
+        node,
+        CatalogCommand::CreateSindex {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            def: def.clone(),
+        },
+    )
+    .await?;
+    let cmd = Command::CreateIndex {
+        name: name.to_string(),
+        def,
+    };
+    if let Err(e) = on_every_group(node, namespace, cmd).await {
+        tracing::debug!(namespace, name, error = ?e, "index not added to every group yet");
+    }
+    Ok(())
+}
+
+/// Forget a secondary index in the catalog, then in every group (best effort, as above).
+pub async fn drop_sindex(node: &Node, namespace: &str, name: &str) -> Result<(), InfoError> {
+    change(
+        node,
+        CatalogCommand::DropSindex {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        },
+    )
+    .await?;
+    let cmd = Command::DropIndex {
+        name: name.to_string(),
+    };
+    if let Err(e) = on_every_group(node, namespace, cmd).await {
+        tracing::debug!(namespace, name, error = ?e, "index not dropped from every group yet");
+    }
+    Ok(())
+}

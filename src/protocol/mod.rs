@@ -20,6 +20,7 @@ pub mod msgpack;
 pub mod particle;
 pub mod request;
 pub mod response;
+pub mod scan;
 
 pub use admin::security_not_enabled_reply;
 pub use frame::{encode_frame, read_frame, Frame, FrameError, MAX_INFO_BODY, MAX_MSG_BODY};

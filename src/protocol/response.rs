@@ -6,10 +6,11 @@
 //! floats always take 8 bytes (spec §4.2).
 
 use super::frame::{begin_frame, finish_frame, TYPE_MSG};
-use super::message::{op, write_op_header, MsgError, AS_MSG_HEADER_SIZE};
+use super::message::{field, op, write_op_header, MsgError, AS_MSG_HEADER_SIZE};
 use super::particle::{value_to_wire, wire_size};
+use super::request::ReadBins;
 use storage::command::Outcome;
-use storage::record::ResultCode;
+use storage::record::{particle, Digest, Record, ResultCode, UserKey, Value};
 
 /// A complete frame answering a single-record command. An outcome that cannot be put on the
 /// wire (more than 65535 bins, a bin name over 255 bytes — neither can come out of storage)
@@ -84,6 +85,111 @@ pub fn encode_response_msg(outcome: &Outcome, buf: &mut Vec<u8>) -> Result<(), M
         value_to_wire(value, buf);
     }
     Ok(())
+}
+
+/// What a scan or query answers for one record (spec §9.2).
+pub struct StreamRecord<'a> {
+    pub namespace: &'a str,
+    pub digest: &'a Digest,
+    pub record: &'a Record,
+    /// The bins to send (the record's own order for all bins).
+    pub bins: &'a ReadBins,
+    /// The index value a query answer carries (its resume point), none for scans.
+    pub bval: Option<u64>,
+}
+
+fn push_field(buf: &mut Vec<u8>, kind: u8, data: &[&[u8]]) {
+    let len: usize = data.iter().map(|d| d.len()).sum();
+    buf.extend_from_slice(&((len + 1) as u32).to_be_bytes());
+    buf.push(kind);
+    for d in data {
+        buf.extend_from_slice(d);
+    }
+}
+
+/// The KEY field's payload: particle type, then the value (integers and floats 8 bytes).
+fn key_field(key: &UserKey) -> (u8, Vec<u8>) {
+    match key {
+        UserKey::Int(i) => (particle::INTEGER, i.to_be_bytes().to_vec()),
+        UserKey::Float(f) => (particle::FLOAT, f.to_be_bytes().to_vec()),
+        UserKey::Str(s) => (particle::STRING, s.as_bytes().to_vec()),
+        UserKey::Blob(t, b) => (*t, b.clone()),
+    }
+}
+
+/// Append one record of a scan or query answer: generation and void time in the header,
+/// the fields NAMESPACE, DIGEST, SET (if any), KEY (if stored), BVAL (queries) — exactly
+/// these, which every client parses — and the selected bins. A record that cannot be
+/// encoded (names over 255 bytes, more than 65535 bins: neither can be stored) is skipped.
+pub fn encode_record_msg(r: &StreamRecord<'_>, buf: &mut Vec<u8>) {
+    let bins: Vec<(&str, &Value)> = match r.bins {
+        ReadBins::All => r
+            .record
+            .bins
+            .iter()
+            .map(|b| (b.name.as_str(), &b.value))
+            .collect(),
+        ReadBins::NoBins => Vec::new(),
+        ReadBins::Named(names) => names
+            .iter()
+            .filter_map(|n| r.record.bin(n).map(|v| (n.as_str(), v)))
+            .collect(),
+    };
+    let Ok(n_ops) = u16::try_from(bins.len()) else {
+        return;
+    };
+    if bins.iter().any(|(n, _)| n.len() > usize::from(u8::MAX)) {
+        return;
+    }
+    let set = (!r.record.set.is_empty()).then_some(r.record.set.as_bytes());
+    let key = r.record.key.as_ref().map(key_field);
+    let n_fields =
+        2 + u16::from(set.is_some()) + u16::from(key.is_some()) + u16::from(r.bval.is_some());
+    let info1 = if matches!(r.bins, ReadBins::NoBins) {
+        super::message::info1::GET_NO_BINS
+    } else {
+        0
+    };
+    buf.push(AS_MSG_HEADER_SIZE as u8);
+    buf.extend_from_slice(&[info1, 0, 0, 0, ResultCode::Ok.code()]);
+    buf.extend_from_slice(&u32::from(r.record.generation).to_be_bytes());
+    buf.extend_from_slice(&r.record.void_time.to_be_bytes());
+    buf.extend_from_slice(&0u32.to_be_bytes());
+    buf.extend_from_slice(&n_fields.to_be_bytes());
+    buf.extend_from_slice(&n_ops.to_be_bytes());
+    push_field(buf, field::NAMESPACE, &[r.namespace.as_bytes()]);
+    push_field(buf, field::DIGEST, &[r.digest]);
+    if let Some(set) = set {
+        push_field(buf, field::SET, &[set]);
+    }
+    if let Some((t, v)) = &key {
+        push_field(buf, field::KEY, &[&[*t], v]);
+    }
+    if let Some(bval) = r.bval {
+        push_field(buf, field::BVAL_ARRAY, &[&bval.to_le_bytes()]);
+    }
+    for (name, value) in bins {
+        write_op_header(
+            buf,
+            op::READ,
+            value.particle_type(),
+            0,
+            name.len() as u8,
+            wire_size(value),
+        );
+        buf.extend_from_slice(name.as_bytes());
+        value_to_wire(value, buf);
+    }
+}
+
+/// Append the message that tells a client one partition could not be read here (it retries
+/// it, perhaps on another node): PARTITION_DONE, result 11, the partition in `generation`.
+pub fn encode_partition_unavailable(pid: u16, buf: &mut Vec<u8>) {
+    buf.push(AS_MSG_HEADER_SIZE as u8);
+    buf.extend_from_slice(&[0, 0, super::message::info3::PARTITION_DONE, 0]);
+    buf.push(ResultCode::Unavailable.code());
+    buf.extend_from_slice(&u32::from(pid).to_be_bytes());
+    buf.extend_from_slice(&[0; 12]);
 }
 
 #[cfg(test)]
@@ -163,5 +269,51 @@ mod tests {
             encode_response(&outcome),
             encode_error(ResultCode::ServerError)
         );
+    }
+
+    #[test]
+    fn stream_records_carry_their_fields() {
+        use crate::protocol::message::AsMsg;
+        let record = Record {
+            set: "demo".into(),
+            key: Some(UserKey::Int(7)),
+            bins: vec![storage::record::Bin {
+                name: "a".into(),
+                value: Value::Int(1),
+            }],
+            generation: 3,
+            void_time: 9,
+            last_update: 0,
+        };
+        let digest = [4u8; 20];
+        let mut buf = Vec::new();
+        encode_record_msg(
+            &StreamRecord {
+                namespace: "test",
+                digest: &digest,
+                record: &record,
+                bins: &ReadBins::All,
+                bval: Some(7),
+            },
+            &mut buf,
+        );
+        encode_partition_unavailable(300, &mut buf);
+        let (m, rest) = AsMsg::parse_prefix(&buf).unwrap();
+        assert_eq!(m.header.generation, 3);
+        assert_eq!(m.header.record_ttl, 9);
+        let kinds: Vec<u8> = m.fields.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, vec![0, 4, 1, 2, 15]);
+        assert_eq!(
+            m.field(field::KEY).unwrap().data,
+            &[1, 0, 0, 0, 0, 0, 0, 0, 7]
+        );
+        assert_eq!(m.ops.len(), 1);
+        let p = AsMsg::parse(rest).unwrap();
+        assert_eq!(
+            p.header.info3,
+            crate::protocol::message::info3::PARTITION_DONE
+        );
+        assert_eq!(p.header.result_code, 11);
+        assert_eq!(p.header.generation, 300);
     }
 }

@@ -31,6 +31,19 @@ pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
             store.expire(digests, *now);
             Outcome::ok(0, 0)
         }
+        Command::CreateIndex { name, def } => {
+            store.create_index(name, def);
+            Outcome::ok(0, 0)
+        }
+        Command::DropIndex { name } => {
+            store.drop_index(name);
+            Outcome::ok(0, 0)
+        }
+        Command::BuildIndex { name, limit } => {
+            // The count indexed travels back in `generation` (capped), for the builder's log.
+            let n = store.build_index(name, *limit as usize);
+            Outcome::ok(u16::try_from(n).unwrap_or(u16::MAX), 0)
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! command can answer a precise error before proposing, and apply refuses the same inputs if
 //! the catalog moved in between.
 
-use crate::record::{ResultCode, NAMESPACE_MAX, PARTITIONS, SET_NAME_MAX};
+use crate::record::{ResultCode, BIN_NAME_MAX, NAMESPACE_MAX, PARTITIONS, SET_NAME_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +32,10 @@ pub const MAX_NAMESPACES: usize = 32;
 pub const MAX_SETS: usize = 4095;
 /// Voters of the metadata group: the first roster nodes, at most this many.
 pub const MAX_META_VOTERS: usize = 5;
+/// Most secondary indexes per namespace (Aerospike's `MAX_N_SINDEXES`).
+pub const MAX_SINDEXES: usize = 256;
+/// An index name must be shorter than this (Aerospike's `INAME_MAX_SZ`).
+pub const SINDEX_NAME_MAX: usize = 64;
 
 pub fn group_id(namespace_id: u32, g: u16) -> GroupId {
     (namespace_id << GROUP_BITS) | u32::from(g)
@@ -79,16 +83,7 @@ impl Default for NamespaceSettings {
 /// refused; Strato sweeps by default so TTLs work and free memory out of the box.)
 pub const DEFAULT_NSUP_PERIOD: u32 = 120;
 
-/// A secondary-index definition (kept for the index feature; nothing maintains it yet).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SindexDef {
-    pub set: Option<String>,
-    pub bin: String,
-    /// `numeric`, `string` or `blob`.
-    pub bin_type: String,
-    /// `default`, `list`, `mapkeys` or `mapvalues`.
-    pub index_type: String,
-}
+pub use crate::index::SindexDef;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {
@@ -195,6 +190,18 @@ pub enum CatalogCommand {
         set: Option<String>,
         lut: u64,
     },
+    /// Define a secondary index; the same definition under another name is renamed
+    /// (Aerospike's rule). Every group of the namespace then builds it.
+    CreateSindex {
+        namespace: String,
+        name: String,
+        def: SindexDef,
+    },
+    /// Forget a secondary index (nothing if it does not exist).
+    DropSindex {
+        namespace: String,
+        name: String,
+    },
 }
 
 /// A namespace setting that may change while the namespace serves (`set-config`).
@@ -266,6 +273,21 @@ pub fn validate_namespace_name(name: &str) -> Result<(), CatalogError> {
         )));
     }
     Ok(())
+}
+
+/// Aerospike's limits on an index definition: a name under 64 bytes, a bin name of at most
+/// 15, a valid set name.
+fn validate_sindex(name: &str, def: &SindexDef) -> Result<(), CatalogError> {
+    if name.is_empty() {
+        return Err(CatalogError::parameter("missing 'indexname' value"));
+    }
+    if name.len() >= SINDEX_NAME_MAX {
+        return Err(CatalogError::parameter("'indexname' value too long"));
+    }
+    if def.bin.is_empty() || def.bin.len() > BIN_NAME_MAX {
+        return Err(CatalogError::parameter("invalid bin name"));
+    }
+    def.set.as_deref().map_or(Ok(()), validate_set_name)
 }
 
 /// Set names: 1..=63 bytes without the info protocol's separators or control characters.
@@ -422,6 +444,33 @@ impl Catalog {
                 self.existing(namespace)?;
                 set.as_deref().map_or(Ok(()), validate_set_name)
             }
+            CatalogCommand::CreateSindex {
+                namespace,
+                name,
+                def,
+            } => {
+                let ns = self.existing(namespace)?;
+                validate_sindex(name, def)?;
+                match ns.sindexes.get(name) {
+                    Some(existing) if existing == def => return Ok(()),
+                    Some(_) => {
+                        return Err(CatalogError::new(
+                            ResultCode::IndexFound,
+                            "'indexname' already exists with different definition",
+                        ))
+                    }
+                    None => {}
+                }
+                let renamed = ns.sindexes.values().any(|d| d == def);
+                if !renamed && ns.sindexes.len() >= MAX_SINDEXES {
+                    return Err(CatalogError::new(
+                        ResultCode::IndexMaxCount,
+                        "already at sindex definition limit",
+                    ));
+                }
+                Ok(())
+            }
+            CatalogCommand::DropSindex { namespace, .. } => self.existing(namespace).map(|_| ()),
         }
     }
 
@@ -481,6 +530,21 @@ impl Catalog {
                     };
                     *slot = if *lut == 0 { 0 } else { (*slot).max(*lut) };
                     ns.set_truncate_luts.retain(|_, l| *l != 0);
+                }
+            }
+            CatalogCommand::CreateSindex {
+                namespace,
+                name,
+                def,
+            } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    ns.sindexes.retain(|_, d| d != def);
+                    ns.sindexes.insert(name.clone(), def.clone());
+                }
+            }
+            CatalogCommand::DropSindex { namespace, name } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    ns.sindexes.remove(name);
                 }
             }
         }

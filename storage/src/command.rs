@@ -118,6 +118,21 @@ pub enum Command {
         digests: Vec<Digest>,
         now: u32,
     },
+    /// Add a secondary index to the group (from the catalog; idempotent, renames an index
+    /// with the same definition).
+    CreateIndex {
+        name: String,
+        def: crate::index::SindexDef,
+    },
+    /// Forget a secondary index (nothing if it does not exist).
+    DropIndex {
+        name: String,
+    },
+    /// One step of an index build: index up to `limit` records after its cursor.
+    BuildIndex {
+        name: String,
+        limit: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,6 +155,9 @@ impl std::fmt::Display for Command {
             Command::ReadTouch(t) => write!(f, "read touch ttl {}", t.ttl),
             Command::Truncate { set, before } => write!(f, "truncate {set:?} before {before}"),
             Command::Expire { digests, .. } => write!(f, "expire {} records", digests.len()),
+            Command::CreateIndex { name, .. } => write!(f, "create index {name}"),
+            Command::DropIndex { name } => write!(f, "drop index {name}"),
+            Command::BuildIndex { name, limit } => write!(f, "build index {name} ({limit})"),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod command;
 pub mod conformance;
 pub mod error;
+pub mod index;
 pub mod log_store;
 pub mod record;
 pub mod record_store;

@@ -1,8 +1,10 @@
 //! The in-memory records of one Raft group, and their snapshot encoding.
 
-use crate::record::{Digest, Record};
+use crate::index::{GroupIndex, IndexState, SindexDef};
+use crate::record::{Digest, Record, PARTITIONS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// Records of one group, ordered by digest so snapshots and scans are deterministic.
@@ -16,21 +18,43 @@ pub struct RecordStore {
     /// Records this replica removed because they expired (a figure, `expired_objects`; not
     /// part of snapshots, so it counts from this process's start, as Aerospike's does).
     expired: u64,
+    /// The namespace's secondary indexes over these records, by name.
+    indexes: BTreeMap<String, GroupIndex>,
 }
 
 /// Snapshot format version; bump it when the encoding changes.
-const SNAPSHOT_VERSION: u32 = 2;
+const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct SnapshotBodyRef<'a> {
     version: u32,
     records: Vec<(&'a Digest, &'a Record)>,
+    indexes: Vec<(&'a String, &'a IndexState)>,
 }
 
 #[derive(Deserialize)]
 struct SnapshotBody {
-    version: u32,
+    _version: u32,
     records: Vec<(Digest, Record)>,
+    indexes: Vec<(String, IndexState)>,
+}
+
+/// Version 2: records only (before secondary indexes); still loaded.
+#[derive(Deserialize)]
+struct SnapshotBodyV2 {
+    records: Vec<(Digest, Record)>,
+}
+
+/// The digest range of partition `pid` whose second byte's high nibble is `hi`: a
+/// partition's records lie in 16 such ranges (its id is the first 12 bits, little-endian).
+fn partition_range(pid: u16, hi: u8) -> (Digest, Digest) {
+    let mut lo = [0u8; 20];
+    lo[0] = (pid & 0xff) as u8;
+    lo[1] = (hi << 4) | (pid >> 8) as u8;
+    let mut top = [0xffu8; 20];
+    top[0] = lo[0];
+    top[1] = lo[1];
+    (lo, top)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,28 +79,47 @@ impl RecordStore {
     }
 
     pub fn insert(&mut self, digest: Digest, record: Record) {
-        self.records.insert(digest, Arc::new(record));
+        let record = Arc::new(record);
+        let old = self.records.insert(digest, record.clone());
+        for ix in self.indexes.values_mut() {
+            ix.update(&digest, old.as_deref(), Some(&record));
+        }
     }
 
     /// Whether a record was stored under `digest` (expired or not).
     pub fn remove(&mut self, digest: &Digest) -> bool {
-        self.records.remove(digest).is_some()
+        let Some(old) = self.records.remove(digest) else {
+            return false;
+        };
+        for ix in self.indexes.values_mut() {
+            ix.update(digest, Some(&old), None);
+        }
+        true
+    }
+
+    /// Remove every record matching `doomed`; answers how many went.
+    fn remove_where(&mut self, doomed: impl Fn(&Record) -> bool) -> usize {
+        let digests: Vec<Digest> = self
+            .records
+            .iter()
+            .filter(|(_, r)| doomed(r))
+            .map(|(d, _)| *d)
+            .collect();
+        for d in &digests {
+            self.remove(d);
+        }
+        digests.len()
     }
 
     /// Remove every record of `set`; answers how many were removed.
     pub fn remove_set(&mut self, set: &str) -> usize {
-        let before = self.records.len();
-        self.records.retain(|_, r| r.set != set);
-        before - self.records.len()
+        self.remove_where(|r| r.set == set)
     }
 
     /// Remove the records (of `set`, or all) last updated strictly before `before`; answers
     /// how many went.
     pub fn truncate(&mut self, set: Option<&str>, before: u64) -> usize {
-        let len = self.records.len();
-        self.records
-            .retain(|_, r| r.last_update >= before || set.is_some_and(|s| r.set != s));
-        len - self.records.len()
+        self.remove_where(|r| r.last_update < before && set.is_none_or(|s| r.set == s))
     }
 
     /// Up to `limit` digests of records past their void time at `now`, for the expiry sweep.
@@ -95,7 +138,7 @@ impl RecordStore {
         let mut removed = 0;
         for d in digests {
             if self.records.get(d).is_some_and(|r| r.is_expired(now)) {
-                self.records.remove(d);
+                self.remove(d);
                 removed += 1;
             }
         }
@@ -121,30 +164,280 @@ impl RecordStore {
         self.records.iter().map(|(d, r)| (d, &**r))
     }
 
+    /// The records of partition `pid` in digest order, strictly after `after` when given (a
+    /// scan's resume point), expired ones included (the caller decides with its clock).
+    pub fn partition(
+        &self,
+        pid: u16,
+        after: Option<Digest>,
+    ) -> impl Iterator<Item = (&Digest, &Record)> {
+        debug_assert!(pid < PARTITIONS);
+        (0..16u8).flat_map(move |hi| {
+            let (lo, top) = partition_range(pid, hi);
+            let start = match after {
+                Some(a) if a >= top => None,
+                Some(a) if a >= lo => Some(Bound::Excluded(a)),
+                _ => Some(Bound::Included(lo)),
+            };
+            start
+                .map(|s| self.records.range((s, Bound::Included(top))))
+                .into_iter()
+                .flatten()
+                .map(|(d, r)| (d, &**r))
+        })
+    }
+
+    /// The record under `digest` whether or not it has expired.
+    pub fn get_any(&self, digest: &Digest) -> Option<&Record> {
+        self.records.get(digest).map(|r| &**r)
+    }
+
+    /// The group's indexes, by name.
+    pub fn indexes(&self) -> &BTreeMap<String, GroupIndex> {
+        &self.indexes
+    }
+
+    pub fn index(&self, name: &str) -> Option<&GroupIndex> {
+        self.indexes.get(name)
+    }
+
+    /// Add the index `name` (deterministic, idempotent): the same definition under the same
+    /// name changes nothing; the same definition under another name is renamed (Aerospike's
+    /// rule), keeping its entries; another definition under this name replaces it. A new
+    /// index over existing records starts unbuilt (see [`RecordStore::build_index`]).
+    pub fn create_index(&mut self, name: &str, def: &SindexDef) {
+        if self
+            .indexes
+            .get(name)
+            .is_some_and(|ix| ix.state.def == *def)
+        {
+            return;
+        }
+        let same_def = self
+            .indexes
+            .iter()
+            .find(|(_, ix)| ix.state.def == *def)
+            .map(|(n, _)| n.clone());
+        let ix = match same_def.and_then(|old| self.indexes.remove(&old)) {
+            Some(ix) => ix,
+            None => GroupIndex::new(IndexState::new(def.clone(), self.records.len())),
+        };
+        self.indexes.insert(name.to_string(), ix);
+    }
+
+    /// Forget the index `name` (nothing if it does not exist).
+    pub fn drop_index(&mut self, name: &str) {
+        self.indexes.remove(name);
+    }
+
+    /// One build step of index `name`: index up to `limit` records after its cursor; it is
+    /// ready once a step finds fewer. Answers how many records were indexed.
+    pub fn build_index(&mut self, name: &str, limit: usize) -> usize {
+        let Some(ix) = self.indexes.get_mut(name) else {
+            return 0;
+        };
+        if ix.state.ready {
+            return 0;
+        }
+        let start = match ix.state.built_through {
+            Some(d) => Bound::Excluded(d),
+            None => Bound::Unbounded,
+        };
+        let mut n = 0;
+        for (d, r) in self.records.range((start, Bound::Unbounded)).take(limit) {
+            ix.add(d, r);
+            ix.state.built_through = Some(*d);
+            n += 1;
+        }
+        ix.state.built += n as u64;
+        if n < limit {
+            ix.state.ready = true;
+        }
+        n
+    }
+
+    /// A copy for a snapshot: the records (shared) and each index's state, without entries
+    /// (a snapshot never carries them, and copying them would stall applies).
+    pub fn capture(&self) -> RecordStore {
+        RecordStore {
+            records: self.records.clone(),
+            expired: self.expired,
+            indexes: self
+                .indexes
+                .iter()
+                .map(|(n, ix)| (n.clone(), GroupIndex::new(ix.state.clone())))
+                .collect(),
+        }
+    }
+
     /// Encode every record (expired ones too: expiry is decided by replicated deletes).
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let body = SnapshotBodyRef {
             version: SNAPSHOT_VERSION,
             records: self.iter().collect(),
+            indexes: self.indexes.iter().map(|(n, ix)| (n, &ix.state)).collect(),
         };
         // Encoding into a Vec cannot fail for these plain types.
         bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
     }
 
     pub fn decode_snapshot(bytes: &[u8]) -> Result<RecordStore, SnapshotError> {
-        let (body, _): (SnapshotBody, usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        if body.version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version(body.version));
-        }
-        Ok(RecordStore {
+        let config = bincode::config::standard();
+        let decode_error = |e: bincode::error::DecodeError| SnapshotError::Decode(e.to_string());
+        let (version, at): (u32, usize) =
+            bincode::serde::decode_from_slice(bytes, config).map_err(decode_error)?;
+        let body = match version {
+            2 => {
+                let (v2, _): (SnapshotBodyV2, usize) =
+                    bincode::serde::decode_from_slice(&bytes[at..], config)
+                        .map_err(decode_error)?;
+                SnapshotBody {
+                    _version: version,
+                    records: v2.records,
+                    indexes: Vec::new(),
+                }
+            }
+            SNAPSHOT_VERSION => {
+                bincode::serde::decode_from_slice::<SnapshotBody, _>(bytes, config)
+                    .map_err(decode_error)?
+                    .0
+            }
+            v => return Err(SnapshotError::Version(v)),
+        };
+        let mut store = RecordStore {
             expired: 0,
             records: body
                 .records
                 .into_iter()
                 .map(|(d, r)| (d, Arc::new(r)))
                 .collect(),
-        })
+            indexes: BTreeMap::new(),
+        };
+        // Entries are a function of the records and each index's cursor: rebuild them.
+        for (name, state) in body.indexes {
+            let mut ix = GroupIndex::new(state);
+            for (d, r) in store.records.iter() {
+                if ix.state.covers(d) {
+                    ix.add(d, r);
+                }
+            }
+            store.indexes.insert(name, ix);
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{Collection, IndexKey, KeyType};
+    use crate::record::{partition_id, Bin, Value};
+
+    fn record(set: &str, v: i64, last_update: u64) -> Record {
+        Record {
+            set: set.into(),
+            key: None,
+            bins: vec![Bin {
+                name: "b".into(),
+                value: Value::Int(v),
+            }],
+            generation: 1,
+            void_time: 0,
+            last_update,
+        }
+    }
+
+    fn digest(n: u32) -> Digest {
+        crate::record::UserKey::Int(i64::from(n)).digest("s")
+    }
+
+    fn def() -> SindexDef {
+        SindexDef {
+            set: None,
+            bin: "b".into(),
+            key_type: KeyType::Numeric,
+            collection: Collection::Default,
+        }
+    }
+
+    #[test]
+    fn a_partition_yields_exactly_its_records_in_digest_order() {
+        let mut s = RecordStore::new();
+        for n in 0..3000 {
+            s.insert(digest(n), record("s", 0, 0));
+        }
+        let mut seen = 0;
+        for pid in 0..PARTITIONS {
+            let got: Vec<Digest> = s.partition(pid, None).map(|(d, _)| *d).collect();
+            assert!(got.iter().all(|d| partition_id(d) == pid));
+            assert!(got.windows(2).all(|w| w[0] < w[1]));
+            seen += got.len();
+            if let Some(mid) = got.get(got.len() / 2) {
+                let rest: Vec<Digest> = s.partition(pid, Some(*mid)).map(|(d, _)| *d).collect();
+                assert_eq!(rest, got[got.len() / 2 + 1..]);
+            }
+        }
+        assert_eq!(seen, 3000);
+    }
+
+    /// Entries of every index must equal the keys of the records its cursor covers, whatever
+    /// mix of writes, deletes, build steps, truncates and snapshot round trips led there.
+    fn assert_consistent(s: &RecordStore) {
+        let fresh = RecordStore::decode_snapshot(&s.encode_snapshot()).unwrap();
+        assert_eq!(&fresh, s);
+    }
+
+    #[test]
+    fn indexes_follow_writes_builds_and_snapshots() {
+        let mut s = RecordStore::new();
+        for n in 0..100 {
+            s.insert(digest(n), record("s", i64::from(n % 10), u64::from(n)));
+        }
+        s.create_index("ix", &def());
+        assert!(!s.index("ix").unwrap().state.ready);
+        assert_eq!(s.build_index("ix", 40), 40);
+        assert_eq!(s.index("ix").unwrap().state.load_pct(), 40);
+        assert_consistent(&s);
+        // Writes inside and beyond the cursor, and deletes, while building.
+        for n in (0..100).step_by(7) {
+            s.insert(digest(n), record("s", 99, 1000));
+        }
+        s.remove(&digest(3));
+        assert_consistent(&s);
+        while !s.index("ix").unwrap().state.ready {
+            s.build_index("ix", 40);
+        }
+        assert_eq!(s.index("ix").unwrap().entries(), 99);
+        let count = |s: &RecordStore, v: i64| -> usize {
+            (0..PARTITIONS)
+                .map(|p| {
+                    s.index("ix")
+                        .unwrap()
+                        .range(p, &IndexKey::Int(v), &IndexKey::Int(v), None)
+                        .count()
+                })
+                .sum()
+        };
+        assert_eq!(count(&s, 99), 15);
+        s.truncate(None, 1000);
+        assert_eq!(count(&s, 99), 15);
+        assert_eq!(s.index("ix").unwrap().entries(), 15);
+        assert_consistent(&s);
+        // Same definition under a new name: a rename keeping the entries.
+        s.create_index("renamed", &def());
+        assert!(s.index("ix").is_none());
+        assert_eq!(s.index("renamed").unwrap().entries(), 15);
+        s.drop_index("renamed");
+        assert!(s.indexes().is_empty());
+    }
+
+    #[test]
+    fn an_index_on_an_empty_group_is_ready_at_once() {
+        let mut s = RecordStore::new();
+        s.create_index("ix", &def());
+        assert!(s.index("ix").unwrap().state.ready);
+        s.insert(digest(1), record("s", 5, 0));
+        assert_eq!(s.index("ix").unwrap().entries(), 1);
+        assert_eq!(s.capture().index("ix").unwrap().entries(), 0);
     }
 }

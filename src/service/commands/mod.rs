@@ -14,6 +14,7 @@ mod delete;
 mod multi;
 mod read;
 mod routing;
+mod scan;
 mod write;
 
 use crate::context::Context as Node;
@@ -68,7 +69,7 @@ const TABLE: &[(&str, Handler)] = &[
     ("write", write::handle),
     ("delete", delete::handle),
     ("batch", multi::batch),
-    ("scan", multi::scan),
+    ("scan", scan::handle),
     ("unsupported", multi::unsupported),
 ];
 

@@ -84,10 +84,6 @@ async fn answer_row(node: &Arc<Node>, index: u32, body: Option<Vec<u8>>, hops: u
     frame
 }
 
-pub fn scan<'a>(node: &'a Arc<Node>, _: Request, _: &'a Envelope<'a>) -> BoxFuture<'a, Reply> {
-    Box::pin(async move { end(node, ResultCode::UnsupportedFeature) })
-}
-
 pub fn unsupported<'a>(
     node: &'a Arc<Node>,
     req: Request,

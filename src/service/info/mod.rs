@@ -10,6 +10,7 @@ mod logs;
 mod namespaces;
 mod node;
 mod sets;
+pub mod sindex;
 mod stats;
 mod truncate;
 
@@ -87,6 +88,30 @@ pub const TABLE: &[(&str, Handler)] = &[
         Handler::Change(truncate::truncate_namespace),
     ),
     ("truncate-undo", Handler::Change(truncate::undo)),
+    // secondary indexes (sindex.rs)
+    ("sindex-create", Handler::Change(sindex::sindex_create)),
+    ("sindex-delete", Handler::Change(sindex::sindex_delete)),
+    ("sindex-list", Handler::Now(sindex::sindex_list)),
+    ("sindex", Handler::Now(sindex::sindex)),
+    ("sindex-stat", Handler::Now(sindex::sindex_stat)),
+    ("sindex-exists", Handler::Now(sindex::sindex_exists)),
+    (
+        "index-integer-create",
+        Handler::Change(sindex::index_integer_create),
+    ),
+    (
+        "index-string-create",
+        Handler::Change(sindex::index_string_create),
+    ),
+    (
+        "index-integer-remove",
+        Handler::Change(sindex::index_integer_remove),
+    ),
+    (
+        "index-string-remove",
+        Handler::Change(sindex::index_string_remove),
+    ),
+    ("show-indexes", Handler::Now(sindex::show_indexes)),
     (
         "truncate-namespace-undo",
         Handler::Change(truncate::namespace_undo),

@@ -87,6 +87,8 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         ("read_touch_skip", Stats::get(&s.read_touch_skip)),
         ("read_touch_error", Stats::get(&s.read_touch_error)),
         ("expiry_sweeps", Stats::get(&s.expiry_sweeps)),
+        ("scans", Stats::get(&s.scans)),
+        ("queries", Stats::get(&s.queries)),
         ("info_requests", Stats::get(&s.info_requests)),
         ("wal_fsyncs", wal.flushes),
         ("wal_synced_requests", wal.synced_requests),

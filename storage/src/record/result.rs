@@ -30,6 +30,14 @@ pub enum ResultCode {
     OpNotApplicable = 26,
     FilteredOut = 27,
     SecurityNotEnabled = 52,
+    /// An index of this name exists with another definition.
+    IndexFound = 200,
+    /// No index answers the query (or names this index).
+    IndexNotFound = 201,
+    /// The index is still being built.
+    IndexNotReadable = 203,
+    /// The namespace holds as many indexes as it may.
+    IndexMaxCount = 206,
 }
 
 impl ResultCode {
