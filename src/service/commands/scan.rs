@@ -21,6 +21,7 @@ use crate::protocol::response::{
 use crate::protocol::scan::{decode_scan, IndexFilter, PartitionPart, ScanRequest};
 use crate::stats::Stats;
 use futures::future::BoxFuture;
+use raft::ReadError;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ use tokio::sync::mpsc;
 const ROUND_RECORDS: usize = 2000;
 /// Longest wait to confirm leadership for one round.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause between attempts while a group elects a leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(30);
 /// Frames queued for the connection before the reader waits.
 const QUEUE: usize = 2;
 
@@ -167,11 +170,7 @@ async fn run(node: Arc<Node>, plan: Plan, tx: mpsc::Sender<Vec<u8>>) {
             };
             let mut frame = Vec::new();
             let start = begin_frame(&mut frame);
-            match node
-                .multi
-                .read(group, ROUND_TIMEOUT, |s| round.read(s, &mut frame))
-                .await
-            {
+            match read_round(&node, group, &round, &mut frame).await {
                 Ok(Ok((done, records))) => {
                     next += done;
                     left -= records;
@@ -202,6 +201,33 @@ async fn run(node: Arc<Node>, plan: Plan, tx: mpsc::Sender<Vec<u8>>) {
         }
     }
     let _ = tx.send(encode_stream_end(ResultCode::Ok)).await;
+}
+
+/// Serve one round on `group`, waiting (up to [`ROUND_TIMEOUT`]) while the group has no
+/// known leader, since an election is then under way and this node may win it; a group led
+/// elsewhere answers at once, so the client asks the leader.
+async fn read_round(
+    node: &Node,
+    group: raft::GroupId,
+    round: &Round<'_>,
+    frame: &mut Vec<u8>,
+) -> Result<Result<(usize, u64), ResultCode>, ReadError> {
+    let deadline = Instant::now() + ROUND_TIMEOUT;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match node
+            .multi
+            .read(group, remaining, |s| round.read(s, frame))
+            .await
+        {
+            Err(ReadError::NotLeader(None) | ReadError::Unavailable(_))
+                if Instant::now() + RETRY_PAUSE < deadline =>
+            {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// One read round over the partitions left in a group.
