@@ -64,6 +64,38 @@ def test_batch_writes_operates_and_removes(client):
     assert client.exists((NS, SET, 9))[1] is None and client.exists((NS, SET, 10))[1] is None
 
 
+def test_respond_all_keys_off_stops_at_the_first_row_error(client, cluster):
+    import aerospike
+    from cluster import info
+    groups = int(dict(kv.split("=", 1) for kv in info(
+        cluster.port(1), "get-config:context=namespace;namespace=test").split(";"))["raft-groups"])
+
+    def group(key):
+        return client.get_key_partition_id(NS, SET, key) % groups
+
+    # Keys of one group, so one node answers every row in order.
+    same = [k for k in (f"k{i}" for i in range(2000)) if group(k) == group("exists")]
+    client.put((NS, SET, "exists"), {"v": 1})
+    create_only = {"exists": aerospike.POLICY_EXISTS_CREATE}
+    rows = [
+        br.Write((NS, SET, same[0]), [op.write("v", 1)]),
+        br.Write((NS, SET, "exists"), [op.write("v", 2)], policy=create_only),
+        br.Read((NS, SET, same[1]), [op.read("v")]),
+    ]
+    # Every row answered by default: the duplicate create answers 5 in its row.
+    answered = client.batch_write(br.BatchRecords(rows)).batch_records
+    assert [r.result for r in answered] == [0, 5, 2]
+    # Without respond-all-keys the batch ends with the row's error and later rows go
+    # unanswered (the client marks them -15, no response).
+    stopped = client.batch_write(br.BatchRecords(rows), {"respond_all_keys": False})
+    assert stopped.result == 5
+    assert [r.result for r in stopped.batch_records] == [0, 5, -15]
+    # Not-found rows never stop a batch.
+    rows = client.batch_read([(NS, SET, same[2]), (NS, SET, "exists")],
+                             policy={"respond_all_keys": False}).batch_records
+    assert [r.result for r in rows] == [2, 0]
+
+
 def test_batch_after_a_node_is_killed(client, cluster):
     keys = [(NS, SET, i) for i in range(20, 60)]
     cluster.kill(3)

@@ -6,7 +6,7 @@
 
 use super::{dispatch, Envelope, Reply};
 use crate::context::Context as Node;
-use crate::protocol::batch::{parse_batch, BatchRow};
+use crate::protocol::batch::{parse_batch, BatchRow, RESPOND_ALL_KEYS};
 use crate::protocol::message::{field, info1, info4, parse_as_msg};
 use crate::protocol::request::Request;
 use crate::protocol::response::{encode_error, encode_stream_end};
@@ -21,6 +21,8 @@ const ROW_CONCURRENCY: usize = 64;
 /// Offset of `transaction_ttl` in a response frame (8-byte proto header, then the AS_MSG
 /// header's size byte, four info bytes, the result code, generation and record TTL).
 const TRANSACTION_TTL_AT: usize = 8 + 14;
+/// Offset of the result code in a response frame.
+const RESULT_CODE_AT: usize = 8 + 5;
 
 /// A batch row's index and the single-record message body it stands for (None: it cannot be
 /// one, such as a row that is itself a batch).
@@ -43,20 +45,33 @@ pub fn batch<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> BoxF
         if parent.field(field::FILTER).is_some() || parent.header.info4 & info4::MRT_MASK != 0 {
             return end(node, ResultCode::UnsupportedFeature);
         }
-        let rows: Vec<RowBody> = match parse_batch(&parent) {
-            Ok((_, rows)) => rows.iter().map(row_body).collect(),
+        let (flags, rows): (u8, Vec<RowBody>) = match parse_batch(&parent) {
+            Ok((flags, rows)) => (flags, rows.iter().map(row_body).collect()),
             Err(e) => {
                 tracing::debug!(error = %e, "malformed batch");
                 return end(node, ResultCode::Parameter);
             }
         };
-        let answers: Vec<Vec<u8>> = stream::iter(rows)
+        if rows.is_empty() {
+            return end(node, ResultCode::Parameter);
+        }
+        let mut answers = stream::iter(rows)
             .map(|(index, body)| answer_row(node, index, body, env.hops))
-            .buffered(ROW_CONCURRENCY)
-            .collect()
-            .await;
-        let mut out: Vec<u8> = answers.concat();
-        out.extend_from_slice(&encode_stream_end(ResultCode::Ok));
+            .buffered(ROW_CONCURRENCY);
+        let mut out: Vec<u8> = Vec::new();
+        let mut last = ResultCode::Ok;
+        while let Some(frame) = answers.next().await {
+            out.extend_from_slice(&frame);
+            // Without respond-all-keys, a row error other than not-found or filtered-out
+            // ends the batch after that row, with the error in the closing message
+            // (Aerospike's rule; rows already under way may still have been applied).
+            let code = frame.get(RESULT_CODE_AT).copied().unwrap_or(0);
+            if flags & RESPOND_ALL_KEYS == 0 && !matches!(code, 0 | 2 | 27) {
+                last = ResultCode::from_code(code).unwrap_or(ResultCode::ServerError);
+                break;
+            }
+        }
+        out.extend_from_slice(&encode_stream_end(last));
         Reply::One(out)
     })
 }

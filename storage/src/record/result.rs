@@ -41,7 +41,56 @@ pub enum ResultCode {
 }
 
 impl ResultCode {
+    /// Every code, for decoding.
+    const ALL: [ResultCode; 27] = [
+        ResultCode::Ok,
+        ResultCode::ServerError,
+        ResultCode::NotFound,
+        ResultCode::Generation,
+        ResultCode::Parameter,
+        ResultCode::RecordExists,
+        ResultCode::BinExists,
+        ResultCode::Timeout,
+        ResultCode::Unavailable,
+        ResultCode::IncompatibleType,
+        ResultCode::RecordTooBig,
+        ResultCode::KeyBusy,
+        ResultCode::UnsupportedFeature,
+        ResultCode::BinNotFound,
+        ResultCode::DeviceOverload,
+        ResultCode::KeyMismatch,
+        ResultCode::Namespace,
+        ResultCode::BinName,
+        ResultCode::Forbidden,
+        ResultCode::EnterpriseOnly,
+        ResultCode::OpNotApplicable,
+        ResultCode::FilteredOut,
+        ResultCode::SecurityNotEnabled,
+        ResultCode::IndexFound,
+        ResultCode::IndexNotFound,
+        ResultCode::IndexNotReadable,
+        ResultCode::IndexMaxCount,
+    ];
+
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The code with this number, if it is one this server knows.
+    pub fn from_code(code: u8) -> Option<ResultCode> {
+        ResultCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_decode_to_themselves() {
+        for c in ResultCode::ALL {
+            assert_eq!(ResultCode::from_code(c.code()), Some(c));
+        }
+        assert_eq!(ResultCode::from_code(7), None);
     }
 }
