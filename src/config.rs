@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Pause of the write-ahead log's flusher after the first sync request (group commit).
     pub wal_linger: Duration,
+    /// Most rows a batch may carry (Aerospike's `batch-max-requests`; 0 = no limit, its
+    /// default since 8.1). A larger batch is refused whole with 151.
+    pub batch_max_requests: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -54,6 +54,7 @@ pub struct NodeSection {
     pub request_timeout_ms: Option<u64>,
     pub wal_linger_us: Option<u64>,
     pub snapshot_every: Option<u64>,
+    pub batch_max_requests: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]

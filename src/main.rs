@@ -111,6 +111,9 @@ struct ServeArgs {
     /// fsyncs, so more writes share the fsync (0 = fsync at once) [default: 0]
     #[arg(long)]
     wal_linger_us: Option<u64>,
+    /// Most rows a batch may carry; larger batches answer 151 [default: 0 = no limit]
+    #[arg(long)]
+    batch_max_requests: Option<u32>,
 }
 
 fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
@@ -254,6 +257,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
                 .unwrap_or(5000),
         ),
         wal_linger: Duration::from_micros(a.wal_linger_us.or(n.wal_linger_us).unwrap_or(0)),
+        batch_max_requests: a.batch_max_requests.or(n.batch_max_requests).unwrap_or(0),
     })
 }
 

@@ -120,3 +120,21 @@ def test_a_batch_filter_expression_is_refused_not_ignored(client):
         assert codes <= {16, -16} or 0 not in codes, codes
     except ex.AerospikeError as e:
         assert e.code == 16, e
+
+
+def test_batches_over_batch_max_requests_are_refused_whole(tmp_path):
+    small = Cluster(tmp_path, nodes=1, extra_args=["--batch-max-requests", "10"])
+    small.start_all()
+    try:
+        c = small.client(seed=1)
+        try:
+            keys = [(NS, SET, i) for i in range(10)]
+            assert [r.result for r in c.batch_read(keys).batch_records] == [2] * 10
+            # The whole batch is refused: its result is 151, no row is answered.
+            refused = c.batch_read(keys + [(NS, SET, 10)])
+            assert refused.result == 151
+            assert [r.result for r in refused.batch_records] == [-15] * 11
+        finally:
+            c.close()
+    finally:
+        small.stop_all()

@@ -55,6 +55,10 @@ pub fn batch<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> BoxF
         if rows.is_empty() {
             return end(node, ResultCode::Parameter);
         }
+        let max = node.config.batch_max_requests;
+        if max > 0 && rows.len() > max as usize {
+            return end(node, ResultCode::BatchMaxRequests);
+        }
         let mut answers = stream::iter(rows)
             .map(|(index, body)| answer_row(node, index, body, env.hops))
             .buffered(ROW_CONCURRENCY);

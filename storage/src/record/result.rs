@@ -30,6 +30,8 @@ pub enum ResultCode {
     OpNotApplicable = 26,
     FilteredOut = 27,
     SecurityNotEnabled = 52,
+    /// A batch carries more rows than `batch-max-requests`.
+    BatchMaxRequests = 151,
     /// An index of this name exists with another definition.
     IndexFound = 200,
     /// No index answers the query (or names this index).
@@ -42,7 +44,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every code, for decoding.
-    const ALL: [ResultCode; 27] = [
+    const ALL: [ResultCode; 28] = [
         ResultCode::Ok,
         ResultCode::ServerError,
         ResultCode::NotFound,
@@ -66,6 +68,7 @@ impl ResultCode {
         ResultCode::OpNotApplicable,
         ResultCode::FilteredOut,
         ResultCode::SecurityNotEnabled,
+        ResultCode::BatchMaxRequests,
         ResultCode::IndexFound,
         ResultCode::IndexNotFound,
         ResultCode::IndexNotReadable,
