@@ -52,6 +52,7 @@ pub fn check_workload(
         Workload::Append => checker::append::check_append(history),
         Workload::Set => checker::set::check_set(history),
         Workload::Catalog => checker::catalog::check_catalog(history),
+        Workload::Index => checker::index::check_index(history),
     };
     vec![
         main,

@@ -56,6 +56,8 @@ impl OpType {
 /// - counter: `incr` → int delta; `read` → `null` / int.
 /// - append: `append` → int element (unique per key); `read` → `null` / list of ints in order.
 /// - set: `add` → int element; `read` → `null` / list of ints (order irrelevant).
+/// - index: `write` → int (unique in the whole run); `query` (key 0) → `{"lo","hi"}` /
+///   sorted list of `[key, value]` pairs (see [`crate::workload::index`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Op {
     /// Position in the history; strictly increasing.

@@ -1,12 +1,13 @@
 //! One test run: start a cluster (and create the run's namespace in it unless it is the one
-//! every node starts with), drive clients and the nemesis concurrently, heal, read everything
-//! back through every node, then check the history and write the report.
+//! every node starts with, and the index workload's index), drive clients and the nemesis
+//! concurrently, heal, read everything back through every node, then check the history and
+//! write the report.
 
 use crate::cluster::{Cluster, ClusterSpec, STARTUP_NAMESPACE};
 use crate::history::{NemesisEvent, Op, OpType};
 use crate::nemesis::{self, Fault};
 use crate::workload::catalog::{self, Written};
-use crate::workload::{invoke, Completion, Generator, Invocation, Workload};
+use crate::workload::{index, invoke, Client, Completion, Generator, Invocation, Workload};
 use anyhow::Context;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -117,11 +118,23 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
 }
 
 /// Create the run's namespace (unless every node starts with it) with the start-up
-/// namespace's settings, and wait until it is listed and led everywhere.
+/// namespace's settings, and wait until it is listed and led everywhere; then, for the index
+/// workload, create its index and wait until every node has built it.
 async fn prepare(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
-    if opts.namespace == STARTUP_NAMESPACE {
-        return Ok(());
+    if opts.namespace != STARTUP_NAMESPACE {
+        create_namespace(opts, cluster).await?;
     }
+    if opts.workload == Workload::Index {
+        let t = Instant::now();
+        index::create_index(cluster, &opts.namespace)
+            .await
+            .context("creating the secondary index")?;
+        tracing::info!(index = index::INDEX, elapsed = ?t.elapsed(), "index built");
+    }
+    Ok(())
+}
+
+async fn create_namespace(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
     let params = format!(
         "replication-factor=3;default-ttl=0;raft-groups={GROUPS};allow-relaxed-reads={}",
         opts.read_mode == ReadMode::AllowReplica
@@ -154,12 +167,12 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
         let (recorder, generator, opts) = (recorder.clone(), generator.clone(), opts.clone());
         // Jepsen style: each process is pinned to one node; the node forwards as needed.
         let node = p % addrs.len();
-        let addr = addrs[node];
+        let addrs = addrs.clone();
         clients.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(
                 opts.seed ^ (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
-            let mut conn = Connection::new(addr, opts.op_timeout);
+            let mut client = Client::new(&addrs, node, opts.op_timeout);
             let mut process = p as u64;
             let name = format!("n{}", node + 1);
             while Instant::now() < until {
@@ -178,7 +191,7 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                     None,
                 );
                 let (kind, value, error) = invoke(
-                    &mut conn,
+                    &mut client,
                     &opts.namespace,
                     opts.workload,
                     &inv,
@@ -220,18 +233,18 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
         final_catalog(opts, cluster, &recorder, &writes).await;
     }
 
-    // Final reads of every key through every node, recorded like any other read.
-    let keys = generator.lock().map(|g| g.keys()).unwrap_or_default();
+    // Final reads of every key (final queries, for the index workload) through every node,
+    // recorded like any other operation.
+    let finals = generator
+        .lock()
+        .map(|g| g.final_invocations())
+        .unwrap_or_default();
     let final_process = FINAL_PROCESS;
-    for (n, addr) in addrs.iter().enumerate() {
-        let mut conn = Connection::new(*addr, opts.op_timeout);
+    for n in 0..addrs.len() {
+        let mut client = Client::new(&addrs, n, opts.op_timeout);
         let name = format!("n{}", n + 1);
-        for &key in &keys {
-            let inv = Invocation {
-                f: "read",
-                key,
-                value: Json::Null,
-            };
+        for inv in &finals {
+            let key = inv.key;
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let process = final_process + n as u64;
@@ -241,15 +254,15 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                     OpType::Invoke,
                     inv.f,
                     key,
-                    Json::Null,
+                    inv.value.clone(),
                     &name,
                     None,
                 );
                 let (kind, value, error) = invoke(
-                    &mut conn,
+                    &mut client,
                     &opts.namespace,
                     opts.workload,
-                    &inv,
+                    inv,
                     ReadMode::Linearize,
                 )
                 .await;
@@ -260,7 +273,7 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                     kind,
                     inv.f,
                     key,
-                    if ok { value } else { Json::Null },
+                    if ok { value } else { inv.value.clone() },
                     &name,
                     error,
                 );
@@ -269,7 +282,8 @@ async fn drive(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<RunOutpu
                 }
                 anyhow::ensure!(
                     Instant::now() < deadline,
-                    "final read of key {key} through node {} kept failing",
+                    "final {} of key {key} through node {} kept failing",
+                    inv.f,
                     n + 1
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;

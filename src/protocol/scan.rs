@@ -28,9 +28,11 @@ pub struct IndexFilter {
     /// The particle type of the range's values (1 integer, 3 string, 4 blob).
     pub particle: u8,
     pub collection: Collection,
-    /// Inclusive bounds.
+    /// Inclusive bounds (a string or blob by its hash: `begin == end`).
     pub begin: IndexKey,
     pub end: IndexKey,
+    /// The string or blob an equality asks for, which each match is checked against.
+    pub exact: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,6 +232,7 @@ fn index_filter(msg: &AsMsg, data: &[u8]) -> Result<IndexFilter, RequestError> {
     let begin = r.take(begin_len)?;
     let end_len = r.u32()? as usize;
     let end = r.take(end_len)?;
+    let mut exact = None;
     let (begin, end) = match particle_type {
         particle::INTEGER => {
             let b = be_u64(begin, "integer range begin")? as i64;
@@ -237,14 +240,14 @@ fn index_filter(msg: &AsMsg, data: &[u8]) -> Result<IndexFilter, RequestError> {
             if b > e {
                 return Err(bad("integer range begin after end"));
             }
-            (IndexKey::Int(b), IndexKey::Int(e))
+            (IndexKey::int(b), IndexKey::int(e))
         }
         particle::STRING | particle::BLOB => {
             if begin.len() >= 2048 {
                 return Err(bad("index key too long"));
             }
-            let k = IndexKey::Bytes(begin.into());
-            (k.clone(), k)
+            exact = Some(begin.to_vec());
+            (IndexKey::bytes(begin), IndexKey::bytes(begin))
         }
         particle::GEOJSON => return Err(unsupported("a geospatial query")),
         t => return Err(bad(format!("index range particle type {t}"))),
@@ -267,6 +270,7 @@ fn index_filter(msg: &AsMsg, data: &[u8]) -> Result<IndexFilter, RequestError> {
         collection,
         begin,
         end,
+        exact,
     })
 }
 
@@ -404,7 +408,7 @@ mod tests {
         assert_eq!(filter.bin, "age");
         assert_eq!(
             (filter.begin, filter.end),
-            (IndexKey::Int(5), IndexKey::Int(9))
+            (IndexKey::int(5), IndexKey::int(9))
         );
         assert_eq!(filter.collection, Collection::List);
         // begin after end

@@ -413,7 +413,7 @@ mod tests {
                 .map(|p| {
                     s.index("ix")
                         .unwrap()
-                        .range(p, &IndexKey::Int(v), &IndexKey::Int(v), None)
+                        .range(p, IndexKey::int(v), IndexKey::int(v), None)
                         .count()
                 })
                 .sum()

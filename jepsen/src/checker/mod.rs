@@ -7,6 +7,7 @@
 //! | lost/unexpected/duplicate elements in the final read | set | [`set`] |
 //! | reads within the bounds implied by increments | counter | [`counter`] |
 //! | namespaces, sets and writes survive or vanish as acknowledged changes demand | catalog | [`catalog`] |
+//! | index queries miss no certain value, return no phantom, stale or out-of-range record | index | [`index`] |
 //! | ok/fail/info per nemesis interval | any | [`availability`] |
 //!
 //! Verdicts compose as in Jepsen: `Invalid` beats `Unknown` beats `Valid` ([`Validity::merge`]).
@@ -21,6 +22,7 @@ pub mod append;
 pub mod availability;
 pub mod catalog;
 pub mod counter;
+pub mod index;
 pub mod linearizable;
 pub mod model;
 pub mod set;
@@ -34,6 +36,7 @@ pub use append::check_append;
 pub use availability::check_availability;
 pub use catalog::check_catalog;
 pub use counter::check_counter;
+pub use index::check_index;
 pub use linearizable::{check_cas_register, check_register, LinearizabilityOptions};
 pub use set::check_set;
 

@@ -3,14 +3,17 @@
 //!
 //! Every workload runs in one namespace (`jepsen test --namespace`, default
 //! [`DEFAULT_NAMESPACE`]); the catalog workload ([`catalog`]) also creates and drops
-//! namespaces of its own.
+//! namespaces of its own; the index workload ([`index`]) queries a secondary index it creates.
 
 pub mod catalog;
+pub mod index;
 
 use crate::history::OpType;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::{json, Value as Json};
+use std::net::SocketAddr;
+use std::time::Duration;
 use strato::client::{
     ClientError, Connection, Operation, ReadMode, Reply, ResultCode, UserKey, Value, WriteOptions,
     IN_DOUBT,
@@ -30,6 +33,8 @@ pub enum Workload {
     Set,
     /// Namespaces and sets created and dropped at run time, with writes and reads in them.
     Catalog,
+    /// Unique values written to an indexed bin, read back by secondary-index queries.
+    Index,
 }
 
 /// One invocation: `f`, key and value as recorded in the history.
@@ -45,6 +50,7 @@ pub struct Invocation {
 pub struct Generator {
     workload: Workload,
     catalog: Option<catalog::CatalogGen>,
+    index: index::IndexGen,
     rng: SmallRng,
     next_value: u64,
     active: Vec<(u64, u32)>,
@@ -63,12 +69,16 @@ impl Generator {
             Workload::Append => (3, 150),
             Workload::Set => (2, 400),
             Workload::Catalog => (1, u32::MAX),
+            // Only writes take a key. A key whose write is in doubt cannot be held to any
+            // query after it (the write may land at any time), so keys retire quickly.
+            Workload::Index => (8, 40),
         };
         let catalog = (workload == Workload::Catalog)
             .then(|| catalog::CatalogGen::new(namespace, rng.clone()));
         Generator {
             workload,
             catalog,
+            index: index::IndexGen::default(),
             rng,
             next_value: 1,
             active: (0..window).map(|k| (k, 0)).collect(),
@@ -96,6 +106,18 @@ impl Generator {
     pub fn next_invocation(&mut self) -> Invocation {
         if let Some(c) = self.catalog.as_mut() {
             return c.next_invocation();
+        }
+        if self.workload == Workload::Index {
+            if self.rng.gen_bool(0.5) {
+                return self.index.query(&mut self.rng);
+            }
+            let (key, v) = (self.key(), self.unique());
+            self.index.wrote(key, v);
+            return Invocation {
+                f: "write",
+                key,
+                value: json!(v),
+            };
         }
         let key = self.key();
         let read = self.rng.gen_bool(0.5);
@@ -157,17 +179,27 @@ impl Generator {
                 key,
                 value: json!(self.unique()),
             },
-            Workload::Catalog => unreachable!("the catalog workload has its own generator"),
+            Workload::Catalog | Workload::Index => {
+                unreachable!("handled before the match")
+            }
         }
     }
 
-    /// Every key that was ever handed out (for the final reads; empty for the catalog
-    /// workload, see [`Generator::catalog_writes`]).
-    pub fn keys(&self) -> Vec<u64> {
-        if self.catalog.is_some() {
-            return Vec::new();
+    /// What every node is asked after the final heal, each retried until ok: a read of every
+    /// key that was ever handed out; for the index workload one query of the whole range;
+    /// nothing for the catalog workload (see [`Generator::catalog_writes`]).
+    pub fn final_invocations(&self) -> Vec<Invocation> {
+        match self.workload {
+            Workload::Catalog => Vec::new(),
+            Workload::Index => vec![index::final_query()],
+            _ => (0..self.next_key)
+                .map(|key| Invocation {
+                    f: "read",
+                    key,
+                    value: Json::Null,
+                })
+                .collect(),
         }
-        (0..self.next_key).collect()
     }
 
     /// The catalog workload's writes handed out so far (for its final reads).
@@ -181,6 +213,24 @@ impl Generator {
 
 /// The outcome of one invocation: (type, value, error).
 pub type Completion = (OpType, Json, Option<String>);
+
+/// One logical process's connections: to the node it is pinned to (Jepsen style: every
+/// single-record operation goes there and the node forwards as needed), and to every node
+/// for index queries, which only a partition's leader answers.
+pub struct Client {
+    pub conn: Connection,
+    pub query: index::QueryClient,
+}
+
+impl Client {
+    /// A client pinned to `addrs[node]`; connections open on first use.
+    pub fn new(addrs: &[SocketAddr], node: usize, timeout: Duration) -> Client {
+        Client {
+            conn: Connection::new(addrs[node], timeout),
+            query: index::QueryClient::new(addrs, node, timeout),
+        }
+    }
+}
 
 fn key(k: u64) -> UserKey {
     UserKey::Int(k as i64)
@@ -257,18 +307,20 @@ async fn write(
     }
 }
 
-/// Run one invocation against the node behind `conn`, in namespace `ns` (the catalog
-/// workload's invocations name their own namespaces).
+/// Run one invocation through `client`, in namespace `ns` (the catalog workload's
+/// invocations name their own namespaces).
 pub async fn invoke(
-    conn: &mut Connection,
+    client: &mut Client,
     ns: &str,
     workload: Workload,
     inv: &Invocation,
     mode: ReadMode,
 ) -> Completion {
     let k = inv.key;
+    let conn = &mut client.conn;
     match (workload, inv.f) {
         (Workload::Catalog, _) => catalog::invoke(conn, inv, mode).await,
+        (Workload::Index, "query") => index::invoke(&mut client.query, ns, inv).await,
         (Workload::Register | Workload::CasRegister, "read") => match read(conn, ns, k, mode).await
         {
             Ok(Some(r)) => match r.bin("v") {
@@ -278,7 +330,7 @@ pub async fn invoke(
             Ok(None) => (OpType::Ok, Json::Null, None),
             Err(c) => c,
         },
-        (Workload::Register | Workload::CasRegister, "write") => {
+        (Workload::Register | Workload::CasRegister | Workload::Index, "write") => {
             let v = inv.value.as_i64().unwrap_or_default();
             write(
                 conn,

@@ -20,13 +20,13 @@ use crate::protocol::response::{
 };
 use crate::protocol::scan::{decode_scan, IndexFilter, PartitionPart, ScanRequest};
 use crate::stats::Stats;
-use futures::future::BoxFuture;
+use futures::future::{join_all, BoxFuture};
 use raft::ReadError;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::catalog::Namespace;
-use storage::index::{Collection, IndexKey, KeyType, SindexDef};
+use storage::index::{holds, Collection, IndexKey, SindexDef, Wanted};
 use storage::record::{Digest, ResultCode};
 use storage::record_store::RecordStore;
 use tokio::sync::mpsc;
@@ -150,10 +150,36 @@ async fn run(node: Arc<Node>, plan: Plan, tx: mpsc::Sender<Vec<u8>>) {
     } else {
         ROUND_RECORDS
     };
+    // Confirm leadership of every group at once first: a node cut off from its peers then
+    // answers "unavailable" for all of them within one timeout, not one timeout per group.
+    let led: HashSet<u16> = join_all(by_group.keys().map(|g| {
+        let node = &node;
+        let group = plan.namespace.group_id(*g);
+        async move {
+            let ok = matches!(confirm(node, group).await, Ok(()));
+            (*g, ok)
+        }
+    }))
+    .await
+    .into_iter()
+    .filter_map(|(g, ok)| ok.then_some(g))
+    .collect();
     let started = Instant::now();
     let mut sent: u64 = 0;
     for (g, parts) in by_group {
         let group = plan.namespace.group_id(g);
+        if !led.contains(&g) {
+            let mut frame = Vec::new();
+            let start = begin_frame(&mut frame);
+            for p in &parts {
+                encode_partition_unavailable(p.pid, &mut frame);
+            }
+            finish_frame(&mut frame, start, TYPE_MSG);
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let mut next = 0;
         while next < parts.len() && left > 0 {
             if plan.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -201,6 +227,20 @@ async fn run(node: Arc<Node>, plan: Plan, tx: mpsc::Sender<Vec<u8>>) {
         }
     }
     let _ = tx.send(encode_stream_end(ResultCode::Ok)).await;
+}
+
+/// Whether this node leads `group` (waiting out an election, as [`read_round`] does).
+async fn confirm(node: &Node, group: raft::GroupId) -> Result<(), ReadError> {
+    let deadline = Instant::now() + ROUND_TIMEOUT;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match node.multi.read(group, remaining, |_| ()).await {
+            Err(ReadError::NotLeader(None)) if Instant::now() + RETRY_PAUSE < deadline => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Serve one round on `group`, waiting (up to [`ROUND_TIMEOUT`]) while the group has no
@@ -330,19 +370,14 @@ impl Round<'_> {
         quota: u64,
         buf: &mut Vec<u8>,
     ) -> u64 {
-        let after = part.after.map(|d| {
-            let key = match (ix.state.def.key_type, part.bval) {
-                (KeyType::Numeric, Some(b)) => IndexKey::Int(b as i64),
-                // Equality on bytes: every match has the query's key.
-                _ => f.begin.clone(),
-            };
-            (key, d)
-        });
+        let after = part
+            .after
+            .map(|d| (part.bval.map_or(f.begin, IndexKey::from_bval), d));
         // A record matching through several list elements or map entries is answered once.
         let dedupe = ix.state.def.collection != Collection::Default;
         let mut seen: HashSet<Digest> = HashSet::new();
         let mut n = 0;
-        for (_, key, d) in ix.range(part.pid, &f.begin, &f.end, after) {
+        for (_, key, d) in ix.range(part.pid, f.begin, f.end, after) {
             if n >= quota {
                 break;
             }
@@ -355,6 +390,14 @@ impl Round<'_> {
             if !self.in_set(r) {
                 continue;
             }
+            // Re-check the record itself (strings and blobs are indexed by hash).
+            let wanted = match &f.exact {
+                Some(b) => Wanted::Bytes(b),
+                None => Wanted::IntRange(f.begin.as_int(), f.end.as_int()),
+            };
+            if !holds(&ix.state.def, r, wanted) {
+                continue;
+            }
             self.emit(d, r, Some(key.bval()), buf);
             n += 1;
         }
@@ -365,6 +408,7 @@ impl Round<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storage::index::KeyType;
     use storage::record::particle;
 
     fn def(set: Option<&str>, bin: &str, t: KeyType) -> SindexDef {
@@ -382,8 +426,9 @@ mod tests {
             bin: bin.into(),
             particle: p,
             collection: Collection::Default,
-            begin: IndexKey::Int(0),
-            end: IndexKey::Int(0),
+            begin: IndexKey::int(0),
+            end: IndexKey::int(0),
+            exact: None,
         }
     }
 

@@ -24,60 +24,87 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-/// A value as an index holds it: integers, or the bytes of a string or blob.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum IndexKey {
-    Int(i64),
-    Bytes(Box<[u8]>),
-}
+/// A value as an index holds it, in 8 bytes as Aerospike's entries do: an integer itself,
+/// a string or blob by a 64-bit hash (FNV-1a; equal on every node and version, since query
+/// resume points travel through clients). A query on bytes re-checks the record's real
+/// value, so a hash collision never returns a wrong record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexKey(i64);
 
 impl IndexKey {
-    /// The BVAL a query answer carries for this key (Aerospike's resume value): the integer
-    /// itself, 0 for bytes (an equality lookup: every match has the same key).
-    pub fn bval(&self) -> u64 {
-        match self {
-            IndexKey::Int(v) => *v as u64,
-            IndexKey::Bytes(_) => 0,
-        }
+    pub fn int(v: i64) -> IndexKey {
+        IndexKey(v)
     }
 
-    fn heap_bytes(&self) -> usize {
-        match self {
-            IndexKey::Int(_) => 0,
-            IndexKey::Bytes(b) => b.len(),
+    pub fn bytes(b: &[u8]) -> IndexKey {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in b {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
+        IndexKey(h as i64)
+    }
+
+    /// The BVAL a query answer carries for this key (Aerospike's resume value).
+    pub fn bval(self) -> u64 {
+        self.0 as u64
+    }
+
+    pub fn from_bval(bval: u64) -> IndexKey {
+        IndexKey(bval as i64)
+    }
+
+    /// The integer an integer index's key is.
+    pub fn as_int(self) -> i64 {
+        self.0
     }
 }
 
-/// One entry: partition, key, digest.
+/// One entry: partition, key, digest (32 bytes).
 pub type Entry = (u16, IndexKey, Digest);
 
 const DIGEST_MIN: Digest = [0; 20];
 const DIGEST_MAX: Digest = [0xff; 20];
 
-/// The key of one scalar value, if the index holds values of its type.
-fn scalar_key(t: KeyType, v: &Value) -> Option<IndexKey> {
+/// A value of a bin as an index of `t` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scalar<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Scalar<'_> {
+    fn key(self) -> IndexKey {
+        match self {
+            Scalar::Int(i) => IndexKey::int(i),
+            Scalar::Bytes(b) => IndexKey::bytes(b),
+        }
+    }
+}
+
+/// The bin's own value, if the index holds values of its type.
+fn scalar(t: KeyType, v: &Value) -> Option<Scalar<'_>> {
     match (t, v) {
-        (KeyType::Numeric, Value::Int(i)) => Some(IndexKey::Int(*i)),
-        (KeyType::String, Value::Str(s)) => Some(IndexKey::Bytes(s.clone().into_boxed_slice())),
-        (KeyType::Blob, Value::Blob(_, b)) => Some(IndexKey::Bytes(b.clone().into_boxed_slice())),
+        (KeyType::Numeric, Value::Int(i)) => Some(Scalar::Int(*i)),
+        (KeyType::String, Value::Str(s)) => Some(Scalar::Bytes(s)),
+        (KeyType::Blob, Value::Blob(_, b)) => Some(Scalar::Bytes(b)),
         _ => None,
     }
 }
 
-/// The key of one list or map element.
-fn element_key(t: KeyType, e: &Element<'_>) -> Option<IndexKey> {
+/// One list or map element, if the index holds values of its type.
+fn element(t: KeyType, e: Element<'_>) -> Option<Scalar<'_>> {
     use crate::record::particle;
     match (t, e) {
-        (KeyType::Numeric, Element::Int(i)) => Some(IndexKey::Int(*i)),
+        (KeyType::Numeric, Element::Int(i)) => Some(Scalar::Int(i)),
         (KeyType::String, Element::Bytes(particle::STRING, s))
-        | (KeyType::Blob, Element::Bytes(particle::BLOB, s)) => Some(IndexKey::Bytes((*s).into())),
+        | (KeyType::Blob, Element::Bytes(particle::BLOB, s)) => Some(Scalar::Bytes(s)),
         _ => None,
     }
 }
 
-/// The keys `record` contributes to an index defined by `def`: sorted, without duplicates.
-pub fn keys_of(def: &SindexDef, record: &Record) -> Vec<IndexKey> {
+/// The values `record` offers an index defined by `def`.
+fn values<'a>(def: &SindexDef, record: &'a Record) -> Vec<Scalar<'a>> {
     if def.set.as_ref().is_some_and(|s| *s != record.set) {
         return Vec::new();
     }
@@ -85,25 +112,40 @@ pub fn keys_of(def: &SindexDef, record: &Record) -> Vec<IndexKey> {
         return Vec::new();
     };
     let t = def.key_type;
-    let mut keys: Vec<IndexKey> = match (def.collection, v) {
-        (Collection::Default, v) => scalar_key(t, v).into_iter().collect(),
-        (Collection::List, Value::List(b)) => list_elements(b)
-            .iter()
-            .filter_map(|e| element_key(t, e))
-            .collect(),
-        (Collection::MapKeys, Value::Map(b)) => map_elements(b, true)
-            .iter()
-            .filter_map(|e| element_key(t, e))
-            .collect(),
-        (Collection::MapValues, Value::Map(b)) => map_elements(b, false)
-            .iter()
-            .filter_map(|e| element_key(t, e))
-            .collect(),
-        _ => Vec::new(),
+    let elements = match (def.collection, v) {
+        (Collection::Default, v) => return scalar(t, v).into_iter().collect(),
+        (Collection::List, Value::List(b)) => list_elements(b),
+        (Collection::MapKeys, Value::Map(b)) => map_elements(b, true),
+        (Collection::MapValues, Value::Map(b)) => map_elements(b, false),
+        _ => return Vec::new(),
     };
+    elements.into_iter().filter_map(|e| element(t, e)).collect()
+}
+
+/// The keys `record` contributes to an index defined by `def`: sorted, without duplicates.
+pub fn keys_of(def: &SindexDef, record: &Record) -> Vec<IndexKey> {
+    let mut keys: Vec<IndexKey> = values(def, record).into_iter().map(Scalar::key).collect();
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// What a query asks of a record: an integer in a range, or exactly these bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wanted<'a> {
+    IntRange(i64, i64),
+    Bytes(&'a [u8]),
+}
+
+/// Whether `record` really holds a wanted value where the index looks: the check every
+/// query match goes through, as Aerospike re-checks, and what makes a hashed string key's
+/// collision harmless.
+pub fn holds(def: &SindexDef, record: &Record, wanted: Wanted<'_>) -> bool {
+    values(def, record).into_iter().any(|v| match (v, wanted) {
+        (Scalar::Int(i), Wanted::IntRange(lo, hi)) => lo <= i && i <= hi,
+        (Scalar::Bytes(b), Wanted::Bytes(w)) => b == w,
+        _ => false,
+    })
 }
 
 /// An index's build progress: what snapshots carry (entries are rebuilt from records).
@@ -152,8 +194,6 @@ impl IndexState {
 pub struct GroupIndex {
     pub state: IndexState,
     entries: BTreeSet<Entry>,
-    /// Bytes the keys hold outside the entries (strings and blobs), for `used_bytes`.
-    key_bytes: u64,
 }
 
 impl GroupIndex {
@@ -161,7 +201,6 @@ impl GroupIndex {
         GroupIndex {
             state,
             entries: BTreeSet::new(),
-            key_bytes: 0,
         }
     }
 
@@ -169,11 +208,11 @@ impl GroupIndex {
         self.entries.len() as u64
     }
 
-    /// Approximate memory the entries take: each entry's size plus B-tree overhead, plus the
-    /// bytes of string and blob keys.
+    /// Approximate memory the entries take: each entry's size times 1.5 for the B-tree's
+    /// partly filled nodes (a node holds at most 11 entries and splits when full).
     pub fn used_bytes(&self) -> u64 {
-        const PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + 8;
-        self.entries() * PER_ENTRY + self.key_bytes
+        const PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 * 3 / 2;
+        self.entries() * PER_ENTRY
     }
 
     /// Replace `old`'s keys by `new`'s for the record under `digest` (either may be absent).
@@ -188,16 +227,10 @@ impl GroupIndex {
             return;
         }
         for k in old_keys {
-            let bytes = k.heap_bytes() as u64;
-            if self.entries.remove(&(pid, k, *digest)) {
-                self.key_bytes -= bytes;
-            }
+            self.entries.remove(&(pid, k, *digest));
         }
         for k in new_keys {
-            let bytes = k.heap_bytes() as u64;
-            if self.entries.insert((pid, k, *digest)) {
-                self.key_bytes += bytes;
-            }
+            self.entries.insert((pid, k, *digest));
         }
     }
 
@@ -205,10 +238,7 @@ impl GroupIndex {
     pub fn add(&mut self, digest: &Digest, record: &Record) {
         let pid = partition_id(digest);
         for k in keys_of(&self.state.def, record) {
-            let bytes = k.heap_bytes() as u64;
-            if self.entries.insert((pid, k, *digest)) {
-                self.key_bytes += bytes;
-            }
+            self.entries.insert((pid, k, *digest));
         }
     }
 
@@ -217,15 +247,15 @@ impl GroupIndex {
     pub fn range<'a>(
         &'a self,
         pid: u16,
-        lo: &IndexKey,
-        hi: &IndexKey,
+        lo: IndexKey,
+        hi: IndexKey,
         after: Option<(IndexKey, Digest)>,
     ) -> impl Iterator<Item = &'a Entry> + 'a {
         let low = match after {
-            Some((k, d)) if (&k, d) >= (lo, DIGEST_MIN) => Bound::Excluded((pid, k, d)),
-            _ => Bound::Included((pid, lo.clone(), DIGEST_MIN)),
+            Some((k, d)) if (k, d) >= (lo, DIGEST_MIN) => Bound::Excluded((pid, k, d)),
+            _ => Bound::Included((pid, lo, DIGEST_MIN)),
         };
-        let high = Bound::Included((pid, hi.clone(), DIGEST_MAX));
+        let high = Bound::Included((pid, hi, DIGEST_MAX));
         let empty = match (&low, &high) {
             (Bound::Excluded(l) | Bound::Included(l), Bound::Included(h)) => l > h,
             _ => false,
@@ -274,7 +304,7 @@ mod tests {
         let r = record("s", vec![("b", Value::Int(5))]);
         assert_eq!(
             keys_of(&def(None, KeyType::Numeric, Collection::Default), &r),
-            vec![IndexKey::Int(5)]
+            vec![IndexKey::int(5)]
         );
         assert!(keys_of(&def(Some("t"), KeyType::Numeric, Collection::Default), &r).is_empty());
         assert!(keys_of(&def(None, KeyType::String, Collection::Default), &r).is_empty());
@@ -285,12 +315,18 @@ mod tests {
         );
         assert_eq!(
             keys_of(&def(None, KeyType::Numeric, Collection::List), &l),
-            vec![IndexKey::Int(1), IndexKey::Int(3)]
+            vec![IndexKey::int(1), IndexKey::int(3)]
         );
         assert_eq!(
             keys_of(&def(None, KeyType::String, Collection::List), &l),
-            vec![IndexKey::Bytes(b"x".to_vec().into())]
+            vec![IndexKey::bytes(b"x")]
         );
+        let def_s = def(None, KeyType::String, Collection::List);
+        assert!(holds(&def_s, &l, Wanted::Bytes(b"x")));
+        assert!(!holds(&def_s, &l, Wanted::Bytes(b"y")));
+        let def_n = def(None, KeyType::Numeric, Collection::List);
+        assert!(holds(&def_n, &l, Wanted::IntRange(2, 3)));
+        assert!(!holds(&def_n, &l, Wanted::IntRange(4, 9)));
     }
 
     #[test]
@@ -313,17 +349,17 @@ mod tests {
             );
         }
         let found = |ix: &GroupIndex, after| {
-            ix.range(1, &IndexKey::Int(15), &IndexKey::Int(30), after)
+            ix.range(1, IndexKey::int(15), IndexKey::int(30), after)
                 .map(|e| e.2[2])
                 .collect::<Vec<_>>()
         };
         assert_eq!(found(&ix, None), vec![2, 3, 5]);
-        assert_eq!(found(&ix, Some((IndexKey::Int(20), d(1, 2)))), vec![3, 5]);
+        assert_eq!(found(&ix, Some((IndexKey::int(20), d(1, 2)))), vec![3, 5]);
         assert_eq!(
-            found(&ix, Some((IndexKey::Int(30), d(1, 5)))),
+            found(&ix, Some((IndexKey::int(30), d(1, 5)))),
             Vec::<u8>::new()
         );
-        assert_eq!(found(&ix, Some((IndexKey::Int(0), d(1, 0)))), vec![2, 3, 5]);
+        assert_eq!(found(&ix, Some((IndexKey::int(0), d(1, 0)))), vec![2, 3, 5]);
         // An update moves the entry; a delete removes it.
         let old = record("", vec![("b", Value::Int(20))]);
         let new = record("", vec![("b", Value::Int(40))]);
