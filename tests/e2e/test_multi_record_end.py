@@ -1,11 +1,13 @@
-"""Multi-record commands this server does not serve yet (scan, query) must end their
-answer stream at once: the reply carries INFO3_LAST, so the client raises immediately instead of
-waiting for more messages until its timeout."""
+"""Scans and queries this server refuses (filter expressions, background operations) must end
+their answer stream at once: the reply carries INFO3_LAST, so the client raises immediately
+instead of waiting for more messages until its timeout."""
 
 import time
 
 import pytest
 from aerospike import exception as ex
+from aerospike_helpers import expressions as exp
+from aerospike_helpers.operations import operations as op
 
 NS, SET = "test", "multi"
 
@@ -17,9 +19,22 @@ def client(cluster):
     c.close()
 
 
-def test_scan_error_ends_the_stream(client):
+def test_a_refused_scan_ends_the_stream(client):
+    client.put((NS, SET, 1), {"v": 1})
+    policy = {"expressions": exp.Eq(exp.IntBin("v"), 1).compile()}
     started = time.monotonic()
     with pytest.raises(ex.AerospikeError) as e:
-        client.scan(NS, SET).results()
-    assert e.value.code != 9, f"timed out instead of an answer: {e.value}"
+        client.query(NS, SET).results(policy)
+    assert e.value.code == 16, e.value
     assert time.monotonic() - started < 3.0, "the client waited for more scan messages"
+
+
+def test_a_background_query_is_refused_not_ignored(client):
+    client.put((NS, SET, 1), {"v": 1})
+    q = client.query(NS, SET)
+    q.add_ops([op.write("w", 1)])
+    with pytest.raises(ex.AerospikeError) as e:
+        job = q.execute_background()
+        client.job_info(job, 1)  # noqa: the job must not report a silent success
+    assert e.value.code == 16, e.value
+    assert "w" not in client.get((NS, SET, 1))[2]
