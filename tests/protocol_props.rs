@@ -154,6 +154,18 @@ impl RequestBuilder {
             Op::Prepend(b) => self.op(op::PREPEND, &b.name, &b.value),
             Op::Touch => self.op(op::TOUCH, "", &Value::Nil),
             Op::DeleteAll => self.op(op::DELETE_ALL, "", &Value::Nil),
+            Op::Cdt {
+                bin,
+                payload,
+                modify,
+            } => {
+                let kind = if *modify {
+                    op::CDT_MODIFY
+                } else {
+                    op::CDT_READ
+                };
+                self.op(kind, bin, &Value::Blob(4, payload.clone()))
+            }
         }
     }
 
@@ -733,6 +745,8 @@ proptest! {
                     b = b.op(op::READ, n, &Value::Nil);
                 }
             }
+            // Not generated: the strategy below picks the other three.
+            ReadBins::Ops(_) => unreachable!("not generated"),
         }
         let got = decode_frame(&b.build());
         prop_assert_eq!(got, Ok(Request::Read { key: key.expected(), bins, mode, touch_pct: read_touch_ttl }));

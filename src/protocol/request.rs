@@ -67,6 +67,19 @@ pub enum ReadBins {
     /// These bins, in request order; missing bins are left out of the answer. An empty list
     /// (no ops, no GET_ALL) is answered 4 PARAMETER when the record exists.
     Named(Vec<String>),
+    /// Bin reads and collection read operations, in request order, one answer each.
+    Ops(Vec<ReadOp>),
+}
+
+/// One operation of a read that carries collection operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOp {
+    Bin(String),
+    /// A list or map read operation (Aerospike msgpack payload).
+    Cdt {
+        bin: String,
+        payload: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -274,9 +287,7 @@ fn bin_name(o: &MsgOp) -> Result<String, RequestError> {
 fn is_unsupported_op(t: u8) -> bool {
     matches!(
         t,
-        op::CDT_READ
-            | op::CDT_MODIFY
-            | op::EXP_READ
+        op::EXP_READ
             | op::EXP_MODIFY
             | op::BITS_READ
             | op::BITS_MODIFY
@@ -380,11 +391,28 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
             t if is_unsupported_op(t) => {
                 return Ok(Request::Unsupported(ResultCode::UnsupportedFeature))
             }
-            op::READ | op::WRITE | op::INCR | op::APPEND | op::PREPEND | op::DELETE_ALL => {}
+            op::READ
+            | op::WRITE
+            | op::INCR
+            | op::APPEND
+            | op::PREPEND
+            | op::DELETE_ALL
+            | op::CDT_READ
+            | op::CDT_MODIFY => {}
             t => return Err(RequestError::parameter(format!("unknown op type {t}"))),
         }
         let name = bin_name(o)?;
         let op = match o.op {
+            op::CDT_READ | op::CDT_MODIFY => {
+                if replace && o.op == op::CDT_MODIFY {
+                    return Err(replace_conflict("collection op"));
+                }
+                Op::Cdt {
+                    bin: name,
+                    payload: o.value.to_vec(),
+                    modify: o.op == op::CDT_MODIFY,
+                }
+            }
             op::READ if name.is_empty() => {
                 // A read-all inside a write answers with every bin; it cannot also answer one
                 // entry per op, and only one is allowed.
@@ -477,6 +505,7 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
         ReadBins::All
     } else {
         let mut names = Vec::with_capacity(msg.ops.len());
+        let mut read_ops = Vec::new();
         let mut all = false;
         for o in &msg.ops {
             match o.op {
@@ -485,19 +514,30 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                     if name.is_empty() {
                         all = true;
                     } else {
+                        read_ops.push(ReadOp::Bin(name.clone()));
                         names.push(name);
                     }
                 }
-                op::CDT_READ | op::EXP_READ | op::BITS_READ | op::HLL_READ => {
+                op::CDT_READ => read_ops.push(ReadOp::Cdt {
+                    bin: bin_name(o)?,
+                    payload: o.value.to_vec(),
+                }),
+                op::EXP_READ | op::BITS_READ | op::HLL_READ => {
                     return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
                 }
                 t => return Err(RequestError::parameter(format!("op type {t} in a read"))),
             }
         }
-        if all {
-            ReadBins::All
-        } else {
-            ReadBins::Named(names)
+        let collection_ops = read_ops.len() > names.len();
+        match (all, collection_ops) {
+            (true, true) => {
+                return Err(RequestError::parameter(
+                    "read-all op mixed with collection ops",
+                ))
+            }
+            (true, false) => ReadBins::All,
+            (false, true) => ReadBins::Ops(read_ops),
+            (false, false) => ReadBins::Named(names),
         }
     };
     Ok(Request::Read {
@@ -810,14 +850,17 @@ mod tests {
             code(read(info1::READ, 0, vec![mop(op::READ, 0, b"\xff", b"")])),
             ResultCode::Parameter
         );
-        assert_eq!(
-            code(read(
+        assert!(matches!(
+            read(
                 info1::READ,
                 0,
                 vec![mop(op::CDT_READ, 4, b"l", b"\x91\x10")]
-            )),
-            ResultCode::UnsupportedFeature
-        );
+            ),
+            Ok(Request::Read {
+                bins: ReadBins::Ops(_),
+                ..
+            })
+        ));
         assert_eq!(
             code(read(info1::READ, 0, vec![write_int(b"a")])),
             ResultCode::Parameter

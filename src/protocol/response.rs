@@ -8,7 +8,7 @@
 use super::frame::{begin_frame, finish_frame, TYPE_MSG};
 use super::message::{field, op, write_op_header, MsgError, AS_MSG_HEADER_SIZE};
 use super::particle::{value_to_wire, wire_size};
-use super::request::ReadBins;
+use super::request::{ReadBins, ReadOp};
 use storage::command::Outcome;
 use storage::record::{particle, Digest, Record, ResultCode, UserKey, Value};
 
@@ -133,6 +133,14 @@ pub fn encode_record_msg(r: &StreamRecord<'_>, buf: &mut Vec<u8>) {
         ReadBins::Named(names) => names
             .iter()
             .filter_map(|n| r.record.bin(n).map(|v| (n.as_str(), v)))
+            .collect(),
+        // Scans select bins by name only; collection ops never reach a stream record.
+        ReadBins::Ops(ops) => ops
+            .iter()
+            .filter_map(|o| match o {
+                ReadOp::Bin(n) => r.record.bin(n).map(|v| (n.as_str(), v)),
+                ReadOp::Cdt { .. } => None,
+            })
             .collect(),
     };
     let Ok(n_ops) = u16::try_from(bins.len()) else {

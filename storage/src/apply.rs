@@ -204,6 +204,18 @@ fn plan_write(
                 set_bin(&mut bins, &bin.name, value);
                 respond_null(cmd, &bin.name, &mut out);
             }
+            Op::Cdt {
+                bin,
+                payload,
+                modify,
+            } => {
+                check_bin_name(bin)?;
+                let effect = crate::cdt::apply(current(&bins, bin), payload, *modify)?;
+                if let Some(v) = effect.new_bin {
+                    set_bin(&mut bins, bin, v);
+                }
+                out.push((bin.clone(), effect.result));
+            }
             Op::Touch => {
                 if !exists {
                     return Err(ResultCode::NotFound);

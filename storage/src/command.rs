@@ -59,11 +59,21 @@ pub enum Op {
     Touch,
     /// Delete the record; later ops in the same command start from an empty record.
     DeleteAll,
+    /// A list or map operation on a bin (Aerospike msgpack `[op_code, args…]`); `modify`
+    /// is the op type (CDT_MODIFY), which a read operation may also use.
+    Cdt {
+        bin: String,
+        payload: Vec<u8>,
+        modify: bool,
+    },
 }
 
 impl Op {
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Read(_) | Op::ReadAll)
+        !matches!(
+            self,
+            Op::Read(_) | Op::ReadAll | Op::Cdt { modify: false, .. }
+        )
     }
 }
 

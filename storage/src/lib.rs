@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod cdt;
 pub mod command;
 pub mod conformance;
 pub mod error;

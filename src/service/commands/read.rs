@@ -6,7 +6,7 @@
 use super::routing::{forward_or_pause, route};
 use super::{error, respond, Envelope, Reply};
 use crate::context::{Context as Node, Route};
-use crate::protocol::request::{KeyRef, ReadBins, ReadMode, Request};
+use crate::protocol::request::{KeyRef, ReadBins, ReadMode, ReadOp, Request};
 use crate::stats::Stats;
 use futures::future::BoxFuture;
 use raft::{ReadError, WriteError};
@@ -176,6 +176,25 @@ fn read_outcome(
             .iter()
             .filter_map(|n| r.bin(n).map(|v| (n.clone(), v.clone())))
             .collect(),
+        ReadBins::Ops(ops) => {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                match op {
+                    ReadOp::Bin(n) => {
+                        if let Some(v) = r.bin(n) {
+                            out.push((n.clone(), v.clone()));
+                        }
+                    }
+                    ReadOp::Cdt { bin, payload } => {
+                        match storage::cdt::apply(r.bin(bin), payload, false) {
+                            Ok(effect) => out.push((bin.clone(), effect.result)),
+                            Err(code) => return (Outcome::error(code), None),
+                        }
+                    }
+                }
+            }
+            out
+        }
     };
     let outcome = Outcome {
         code: ResultCode::Ok,

@@ -26,6 +26,10 @@ pub enum ResultCode {
     Namespace = 20,
     BinName = 21,
     Forbidden = 22,
+    /// A CDT operation's element is missing (an update-only map write).
+    ElementNotFound = 23,
+    /// A CDT operation's element exists already (a create-only or unique write).
+    ElementExists = 24,
     EnterpriseOnly = 25,
     OpNotApplicable = 26,
     FilteredOut = 27,
@@ -44,7 +48,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every code, for decoding.
-    const ALL: [ResultCode; 28] = [
+    const ALL: [ResultCode; 30] = [
         ResultCode::Ok,
         ResultCode::ServerError,
         ResultCode::NotFound,
@@ -64,6 +68,8 @@ impl ResultCode {
         ResultCode::Namespace,
         ResultCode::BinName,
         ResultCode::Forbidden,
+        ResultCode::ElementNotFound,
+        ResultCode::ElementExists,
         ResultCode::EnterpriseOnly,
         ResultCode::OpNotApplicable,
         ResultCode::FilteredOut,

@@ -1,0 +1,132 @@
+"""List and map (CDT) operations through the official Python client's
+`aerospike_helpers.operations` builders against a 3-node cluster: results and bins as
+Aerospike answers them, ordered lists and maps, return types, write flags and error codes."""
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+from aerospike_helpers.operations import list_operations as lo
+from aerospike_helpers.operations import map_operations as mo
+from aerospike_helpers.operations import operations as op
+
+from cluster import Cluster
+
+NS, SET = "test", "cdt"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cdt"))
+    c.start_all()
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    c = cluster.client(seed=1)
+    yield c
+    c.close()
+
+
+def results(client, key, ops):
+    return [r[1] for r in client.operate_ordered(key, ops)[2]]
+
+
+def test_list_writes_and_reads(client):
+    key = (NS, SET, "list1")
+    assert results(client, key, [lo.list_append("l", 5), lo.list_append_items("l", [7, 8])]) == [1, 3]
+    assert results(client, key, [lo.list_insert("l", 1, 6), lo.list_size("l")]) == [4, 4]
+    assert client.get(key)[2]["l"] == [5, 6, 7, 8]
+    assert results(client, key, [lo.list_get("l", -1), lo.list_get_range("l", 1, 2)]) == [8, [6, 7]]
+    assert results(client, key, [lo.list_increment("l", 0, 10)]) == [15]
+    assert results(client, key, [lo.list_pop("l", 0), lo.list_remove("l", 0)]) == [15, 1]
+    assert client.get(key)[2]["l"] == [7, 8]
+    client.operate(key, [lo.list_set("l", 4, "x")])
+    assert client.get(key)[2]["l"] == [7, 8, None, None, "x"]
+    assert results(client, key, [lo.list_trim("l", 0, 2)]) == [3]
+    client.operate(key, [lo.list_clear("l")])
+    assert client.get(key)[2]["l"] == []
+
+
+def test_list_selectors_and_return_types(client):
+    key = (NS, SET, "list2")
+    client.put(key, {"l": [3, 1, 2, 1, "a"]})
+    rt = aerospike
+    assert results(client, key, [
+        lo.list_get_by_value("l", 1, rt.LIST_RETURN_INDEX),
+        lo.list_get_by_rank("l", 0, rt.LIST_RETURN_VALUE),
+        lo.list_get_by_rank_range("l", -2, rt.LIST_RETURN_VALUE, 2),
+        lo.list_get_by_value_range("l", rt.LIST_RETURN_COUNT, 1, 3),
+        lo.list_get_by_index_range("l", 1, rt.LIST_RETURN_VALUE, 2, inverted=True),
+        lo.list_get_by_value_list("l", [2, 3], rt.LIST_RETURN_REVERSE_INDEX),
+        lo.list_get_by_value("l", 9, rt.LIST_RETURN_EXISTS),
+    ]) == [[1, 3], 1, [3, "a"], 3, [3, 1, "a"], [4, 2], False]
+    assert results(client, key, [lo.list_remove_by_value("l", 1, rt.LIST_RETURN_COUNT)]) == [2]
+    assert client.get(key)[2]["l"] == [3, 2, "a"]
+    client.operate(key, [lo.list_sort("l", rt.LIST_SORT_DEFAULT)])
+    assert client.get(key)[2]["l"] == [2, 3, "a"]
+
+
+def test_ordered_lists_and_write_flags(client):
+    key = (NS, SET, "list3")
+    ordered = {"list_order": aerospike.LIST_ORDERED}
+    client.operate(key, [lo.list_append_items("l", [5, 1, 3], ordered)])
+    client.operate(key, [lo.list_append("l", 2, ordered)])
+    assert client.get(key)[2]["l"] == [1, 2, 3, 5]
+    unique = {"write_flags": aerospike.LIST_WRITE_ADD_UNIQUE}
+    with pytest.raises(ex.AerospikeError) as e:
+        client.operate(key, [lo.list_append("l", 2, unique)])
+    assert e.value.code == 24
+    quiet = {"write_flags": aerospike.LIST_WRITE_ADD_UNIQUE | aerospike.LIST_WRITE_NO_FAIL}
+    assert results(client, key, [lo.list_append("l", 2, quiet)]) == [4]
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [lo.list_get("l", 10)])
+    client.put((NS, SET, "notalist"), {"l": 1})
+    with pytest.raises(ex.BinIncompatibleType):
+        client.operate((NS, SET, "notalist"), [lo.list_append("l", 1)])
+
+
+def test_map_operations(client):
+    key = (NS, SET, "map1")
+    assert results(client, key, [mo.map_put("m", "b", 2), mo.map_put_items("m", {"a": 1, "c": 3})]) == [1, 3]
+    assert results(client, key, [mo.map_increment("m", "a", 10), mo.map_decrement("m", "c", 1)]) == [11, 2]
+    assert results(client, key, [
+        mo.map_get_by_key("m", "a", aerospike.MAP_RETURN_VALUE),
+        mo.map_size("m"),
+        mo.map_get_by_rank("m", -1, aerospike.MAP_RETURN_KEY),
+        mo.map_get_by_key_range("m", "a", "c", aerospike.MAP_RETURN_KEY),
+        mo.map_get_by_value("m", 2, aerospike.MAP_RETURN_KEY),
+        mo.map_get_by_index("m", 0, aerospike.MAP_RETURN_KEY),
+        mo.map_get_by_key("m", "zz", aerospike.MAP_RETURN_VALUE),
+    ]) == [11, 3, "a", ["a", "b"], ["b", "c"], "a", None]
+    top = client.operate(key, [mo.map_get_by_rank_range("m", -2, 2, aerospike.MAP_RETURN_KEY_VALUE)])[2]["m"]
+    assert dict(top) == {"a": 11, "b": 2} or dict(top) == {"a": 11, "c": 2}
+    assert results(client, key, [mo.map_remove_by_key("m", "b", aerospike.MAP_RETURN_VALUE)]) == [2]
+    assert client.get(key)[2]["m"] == {"a": 11, "c": 2}
+    create_only = {"map_write_flags": aerospike.MAP_WRITE_FLAGS_CREATE_ONLY}
+    with pytest.raises(ex.AerospikeError) as e:
+        client.operate(key, [mo.map_put("m", "a", 0, create_only)])
+    assert e.value.code == 24
+    update_only = {"map_write_flags": aerospike.MAP_WRITE_FLAGS_UPDATE_ONLY}
+    with pytest.raises(ex.AerospikeError) as e:
+        client.operate(key, [mo.map_put("m", "new", 0, update_only)])
+    assert e.value.code == 23
+    client.operate(key, [mo.map_clear("m")])
+    assert client.get(key)[2]["m"] == {}
+
+
+def test_key_ordered_maps_keep_key_order(client):
+    key = (NS, SET, "map2")
+    policy = {"map_order": aerospike.MAP_KEY_ORDERED}
+    client.operate(key, [mo.map_put_items("m", {"c": 3, "a": 1, "b": 2}, policy)])
+    assert list(client.get(key)[2]["m"].keys()) == ["a", "b", "c"]
+    assert results(client, key, [mo.map_get_by_index_range("m", 1, 2, aerospike.MAP_RETURN_VALUE)]) == [[2, 3]]
+
+
+def test_reads_only_operate_uses_the_read_path(client):
+    key = (NS, SET, "list4")
+    client.put(key, {"l": [1, 2, 3], "x": 9})
+    # Only read operations: the client sends a read command.
+    assert results(client, key, [lo.list_size("l"), op.read("x"), lo.list_get("l", 1)]) == [3, 9, 2]
+    assert client.get(key)[1]["gen"] == 1
