@@ -130,3 +130,21 @@ def test_reads_only_operate_uses_the_read_path(client):
     # Only read operations: the client sends a read command.
     assert results(client, key, [lo.list_size("l"), op.read("x"), lo.list_get("l", 1)]) == [3, 9, 2]
     assert client.get(key)[1]["gen"] == 1
+
+
+def test_nested_contexts(client):
+    from aerospike_helpers import cdt_ctx as ctx
+    key = (NS, SET, "nested")
+    client.put(key, {"doc": {"tags": ["a", "b"], "scores": {"x": 1}}, "l": [[1, 2], [3]]})
+    client.operate(key, [lo.list_append("doc", "c", ctx=[ctx.cdt_ctx_map_key("tags")])])
+    assert client.get(key)[2]["doc"]["tags"] == ["a", "b", "c"]
+    assert results(client, key, [
+        mo.map_increment("doc", "x", 5, ctx=[ctx.cdt_ctx_map_key("scores")]),
+        lo.list_size("l", ctx=[ctx.cdt_ctx_list_index(0)]),
+        lo.list_get("l", 0, ctx=[ctx.cdt_ctx_list_index(-1)]),
+    ]) == [6, 2, 3]
+    # Created on the way down: a new map under key "new".
+    client.operate(key, [mo.map_put("doc", "k", 1, ctx=[ctx.cdt_ctx_map_key_create("new", aerospike.MAP_KEY_ORDERED)])])
+    assert client.get(key)[2]["doc"]["new"] == {"k": 1}
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [lo.list_append("doc", 1, ctx=[ctx.cdt_ctx_map_key("missing")])])

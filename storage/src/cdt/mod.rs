@@ -3,8 +3,7 @@
 //! function, and answer its result. Deterministic (no clock, no randomness), so it runs
 //! inside apply and every replica reaches the same bin.
 //!
-//! Not yet: nested contexts (`[0xff, ctx, op]`, answered 16).
-
+pub mod context;
 pub mod list;
 pub mod map;
 pub mod value;
@@ -29,16 +28,74 @@ pub fn is_read_op(code: i64) -> bool {
     matches!(code, 16..=27 | 96..=110)
 }
 
-/// Decode an operation's payload into its code and arguments.
-pub fn parse_op(payload: &[u8]) -> Result<(i64, Vec<CdtValue>), ResultCode> {
+pub use value::{List as CdtList, Map as CdtMap};
+
+/// A decoded operation: the context path (empty: the bin itself), the op code, arguments.
+pub struct ParsedOp {
+    pub path: Vec<context::Step>,
+    pub code: i64,
+    pub args: Vec<CdtValue>,
+}
+
+/// Decode an operation's payload: `[code, args…]`, or `[0xff, [ctx…], [code, args…]]`.
+pub fn parse_op(payload: &[u8]) -> Result<ParsedOp, ResultCode> {
     let v = value::decode(payload).map_err(|_| ResultCode::Parameter)?;
     let CdtValue::List(l) = v else {
         return Err(ResultCode::Parameter);
     };
-    let mut items = l.items.into_iter();
+    let mut items = l.items;
+    if matches!(items.first(), Some(CdtValue::Int(0xff))) {
+        let [_, CdtValue::List(ctx), CdtValue::List(op)] = &mut items[..] else {
+            return Err(ResultCode::Parameter);
+        };
+        let path = context::parse(&ctx.items)?;
+        let mut op = std::mem::take(&mut op.items).into_iter();
+        let Some(CdtValue::Int(code)) = op.next() else {
+            return Err(ResultCode::Parameter);
+        };
+        return Ok(ParsedOp {
+            path,
+            code,
+            args: op.collect(),
+        });
+    }
+    let mut items = items.into_iter();
     match items.next() {
-        Some(CdtValue::Int(0xff)) => Err(ResultCode::UnsupportedFeature),
-        Some(CdtValue::Int(code)) => Ok((code, items.collect())),
+        Some(CdtValue::Int(code)) => Ok(ParsedOp {
+            path: Vec::new(),
+            code,
+            args: items.collect(),
+        }),
+        _ => Err(ResultCode::Parameter),
+    }
+}
+
+/// Apply operation `code` to a collection value (None: missing), answering the result and
+/// the new value if it changed.
+fn apply_to(
+    target: Option<CdtValue>,
+    code: i64,
+    args: &[CdtValue],
+) -> Result<(CdtValue, Option<CdtValue>), ResultCode> {
+    match code {
+        0..=63 => {
+            let current = match target {
+                None | Some(CdtValue::Nil) => None,
+                Some(CdtValue::List(l)) => Some(l),
+                Some(_) => return Err(ResultCode::IncompatibleType),
+            };
+            let (result, changed) = list::apply(current, code, args)?;
+            Ok((result, changed.map(CdtValue::List)))
+        }
+        64..=127 => {
+            let current = match target {
+                None | Some(CdtValue::Nil) => None,
+                Some(CdtValue::Map(m)) => Some(m),
+                Some(_) => return Err(ResultCode::IncompatibleType),
+            };
+            let (result, changed) = map::apply(current, code, args)?;
+            Ok((result, changed.map(CdtValue::Map)))
+        }
         _ => Err(ResultCode::Parameter),
     }
 }
@@ -46,44 +103,27 @@ pub fn parse_op(payload: &[u8]) -> Result<(i64, Vec<CdtValue>), ResultCode> {
 /// Apply a CDT operation to `bin` (None: the bin is missing). `write` says whether the
 /// command may change the record (a read command accepts only read operations).
 pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect, ResultCode> {
-    let (code, args) = parse_op(payload)?;
-    if !write && !is_read_op(code) {
+    let op = parse_op(payload)?;
+    if !write && !is_read_op(op.code) {
         return Err(ResultCode::Parameter);
     }
-    let effect = match code {
-        0..=63 => {
-            let current = match bin {
-                None => None,
-                Some(Value::List(b)) => match value::decode(b) {
-                    Ok(CdtValue::List(l)) => Some(l),
-                    _ => return Err(ResultCode::ServerError),
-                },
-                Some(_) => return Err(ResultCode::IncompatibleType),
-            };
-            let (result, changed) = list::apply(current, code, &args)?;
-            Effect {
-                result: to_particle(result),
-                new_bin: changed.map(|l| Value::List(value::to_bytes(&CdtValue::List(l)))),
-            }
+    let top = match bin {
+        None => None,
+        Some(Value::List(b) | Value::Map(b)) => {
+            Some(value::decode(b).map_err(|_| ResultCode::ServerError)?)
         }
-        64..=127 => {
-            let current = match bin {
-                None => None,
-                Some(Value::Map(b)) => match value::decode(b) {
-                    Ok(CdtValue::Map(m)) => Some(m),
-                    _ => return Err(ResultCode::ServerError),
-                },
-                Some(_) => return Err(ResultCode::IncompatibleType),
-            };
-            let (result, changed) = map::apply(current, code, &args)?;
-            Effect {
-                result: to_particle(result),
-                new_bin: changed.map(|m| Value::Map(value::to_bytes(&CdtValue::Map(m)))),
-            }
-        }
-        _ => return Err(ResultCode::Parameter),
+        Some(_) if op.path.is_empty() => return Err(ResultCode::IncompatibleType),
+        Some(_) => return Err(ResultCode::OpNotApplicable),
     };
-    Ok(effect)
+    let (result, new) = if op.path.is_empty() {
+        apply_to(top, op.code, &op.args)?
+    } else {
+        context::apply_at(top, &op.path, |target| apply_to(target, op.code, &op.args))?
+    };
+    Ok(Effect {
+        result: to_particle(result),
+        new_bin: new.map(to_particle),
+    })
 }
 
 /// A result as the bin value the answer carries.
