@@ -749,7 +749,7 @@ proptest! {
             ReadBins::Ops(_) => unreachable!("not generated"),
         }
         let got = decode_frame(&b.build());
-        prop_assert_eq!(got, Ok(Request::Read { key: key.expected(), bins, mode, touch_pct: read_touch_ttl }));
+        prop_assert_eq!(got, Ok(Request::Read { key: key.expected(), bins, mode, touch_pct: read_touch_ttl, filter: None }));
     }
 
     #[test]

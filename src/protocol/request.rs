@@ -91,6 +91,8 @@ pub enum Request {
         /// `read_touch_ttl_percent` as the read carries it in `record_ttl` (0 = the
         /// namespace's default, `u32::MAX` = never, above 100 = refused).
         touch_pct: u32,
+        /// A filter expression the record must pass (27 FILTERED_OUT otherwise).
+        filter: Option<Vec<u8>>,
     },
     Write {
         key: KeyRef,
@@ -185,8 +187,7 @@ pub fn decode_request(msg: &AsMsg) -> Result<Request, RequestError> {
     }
     for f in &msg.fields {
         match f.kind {
-            field::FILTER
-            | field::UDF_FILENAME
+            field::UDF_FILENAME
             | field::UDF_FUNCTION
             | field::UDF_ARGLIST
             | field::UDF_OP
@@ -201,7 +202,50 @@ pub fn decode_request(msg: &AsMsg) -> Result<Request, RequestError> {
     }
 
     if h.info2 & info2::WRITE != 0 {
-        decode_write(msg, key)
+        let filter = msg.field(field::FILTER).map(|f| f.data.to_vec());
+        match decode_write(msg, key)? {
+            // A filtered write carries its filter as its first op, so apply decides it
+            // against the record it finds; a filtered delete becomes the equivalent write.
+            Request::Write {
+                key,
+                exists,
+                generation,
+                record_ttl,
+                mut ops,
+                respond_all_ops,
+                durable_delete,
+                commit_master,
+            } => {
+                if let Some(f) = filter {
+                    ops.insert(0, Op::Filter(f));
+                }
+                Ok(Request::Write {
+                    key,
+                    exists,
+                    generation,
+                    record_ttl,
+                    ops,
+                    respond_all_ops,
+                    durable_delete,
+                    commit_master,
+                })
+            }
+            Request::Delete {
+                key,
+                generation,
+                durable_delete,
+            } if filter.is_some() => Ok(Request::Write {
+                key,
+                exists: ExistsPolicy::Update,
+                generation,
+                record_ttl: TTL_DONT_UPDATE,
+                ops: vec![Op::Filter(filter.unwrap_or_default()), Op::DeleteAll],
+                respond_all_ops: false,
+                durable_delete,
+                commit_master: false,
+            }),
+            other => Ok(other),
+        }
     } else if h.info1 & info1::READ != 0 {
         decode_read(msg, key)
     } else {
@@ -545,6 +589,7 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
         bins,
         mode,
         touch_pct: h.record_ttl,
+        filter: msg.field(field::FILTER).map(|f| f.data.to_vec()),
     })
 }
 
@@ -636,6 +681,7 @@ mod tests {
                 bins: ReadBins::All,
                 mode: ReadMode::Session,
                 touch_pct: 0,
+                filter: None,
             }
         );
     }
@@ -725,7 +771,13 @@ mod tests {
             kind: field::FILTER,
             data: &[0x93, 1, 2, 3],
         });
-        assert_eq!(code(decode(&filtered)), ResultCode::UnsupportedFeature);
+        assert!(matches!(
+            decode(&filtered),
+            Ok(Request::Read {
+                filter: Some(_),
+                ..
+            })
+        ));
         let mrt = msg([info1::READ, 0, 0, info4::MRT_VERIFY_READ], 0, 0, vec![]);
         assert_eq!(code(decode(&mrt)), ResultCode::UnsupportedFeature);
         // Unknown fields and info4 verbosity bits are ignored.
@@ -958,7 +1010,7 @@ mod tests {
             code(write(w, 0, 0, vec![mop(op::INCR, 0, b"a", b"")])),
             ResultCode::Parameter
         );
-        for unsupported in [3u8, 4, 7, 8, 12, 13, 15, 16] {
+        for unsupported in [7u8, 8, 12, 13, 15, 16] {
             let r = write(
                 w,
                 0,

@@ -49,6 +49,8 @@ pub struct ScanRequest {
     /// Records per second at most (0 = no limit).
     pub records_per_second: u32,
     pub filter: Option<IndexFilter>,
+    /// A filter expression every returned record must pass.
+    pub expression: Option<Vec<u8>>,
 }
 
 fn bad(message: impl Into<String>) -> RequestError {
@@ -89,7 +91,6 @@ pub fn decode_scan(msg: &AsMsg) -> Result<ScanRequest, RequestError> {
             field::UDF_FILENAME | field::UDF_FUNCTION | field::UDF_ARGLIST | field::UDF_OP => {
                 return Err(unsupported("a UDF scan or query"))
             }
-            field::FILTER => return Err(unsupported("a filter expression")),
             field::INDEX_EXPRESSION | field::INDEX_CONTEXT => {
                 return Err(unsupported("an expression or context index"))
             }
@@ -150,6 +151,7 @@ pub fn decode_scan(msg: &AsMsg) -> Result<ScanRequest, RequestError> {
         max_records,
         records_per_second,
         filter,
+        expression: msg.field(field::FILTER).map(|f| f.data.to_vec()),
     })
 }
 
@@ -384,7 +386,7 @@ mod tests {
             Err(ResultCode::Parameter)
         );
         assert_eq!(
-            code(vec![ns, f(field::FILTER, &[0x90])]),
+            code(vec![ns, f(field::UDF_OP, &[1])]),
             Err(ResultCode::UnsupportedFeature)
         );
     }

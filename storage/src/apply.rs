@@ -131,6 +131,17 @@ fn plan_write(
         (ExistsPolicy::Create, Some(_)) => return Err(ResultCode::RecordExists),
         _ => {}
     }
+    if let (Some(Op::Filter(exp)), Some(r)) = (cmd.ops.first(), existing) {
+        let subject = crate::exp::Subject {
+            record: Some(r),
+            digest: &cmd.digest,
+            now: cmd.now,
+            now_ms: cmd.last_update,
+        };
+        if !crate::exp::passes(exp, &subject)? {
+            return Err(ResultCode::FilteredOut);
+        }
+    }
     if let Some(r) = existing {
         check_generation(cmd.generation, r)?;
         if let (Some(sent), Some(stored)) = (&cmd.key, &r.key) {
@@ -216,6 +227,8 @@ fn plan_write(
                 }
                 out.push((bin.clone(), effect.result));
             }
+            // Decided before the ops (above).
+            Op::Filter(_) => {}
             Op::Touch => {
                 if !exists {
                     return Err(ResultCode::NotFound);

@@ -66,13 +66,16 @@ pub enum Op {
         payload: Vec<u8>,
         modify: bool,
     },
+    /// A filter expression (Aerospike's packed form): the command applies only if it holds
+    /// for the existing record (27 FILTERED_OUT otherwise). Always the first op.
+    Filter(Vec<u8>),
 }
 
 impl Op {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Op::Read(_) | Op::ReadAll | Op::Cdt { modify: false, .. }
+            Op::Read(_) | Op::ReadAll | Op::Cdt { modify: false, .. } | Op::Filter(_)
         )
     }
 }

@@ -11,6 +11,7 @@ pub mod cdt;
 pub mod command;
 pub mod conformance;
 pub mod error;
+pub mod exp;
 pub mod index;
 pub mod log_store;
 pub mod record;

@@ -1,4 +1,4 @@
-"""Scans and queries this server refuses (filter expressions, background operations) must end
+"""Scans and queries this server refuses (geospatial queries, background operations) must end
 their answer stream at once: the reply carries INFO3_LAST, so the client raises immediately
 instead of waiting for more messages until its timeout."""
 
@@ -6,7 +6,6 @@ import time
 
 import pytest
 from aerospike import exception as ex
-from aerospike_helpers import expressions as exp
 from aerospike_helpers.operations import operations as op
 
 NS, SET = "test", "multi"
@@ -19,12 +18,14 @@ def client(cluster):
     c.close()
 
 
-def test_a_refused_scan_ends_the_stream(client):
+def test_a_refused_query_ends_the_stream(client):
+    from aerospike import predicates as p
     client.put((NS, SET, 1), {"v": 1})
-    policy = {"expressions": exp.Eq(exp.IntBin("v"), 1).compile()}
+    q = client.query(NS, SET)
+    q.where(p.geo_within_radius("loc", 0.0, 0.0, 10.0))
     started = time.monotonic()
     with pytest.raises(ex.AerospikeError) as e:
-        client.query(NS, SET).results(policy)
+        q.results()
     assert e.value.code == 16, e.value
     assert time.monotonic() - started < 3.0, "the client waited for more scan messages"
 

@@ -7,7 +7,7 @@
 use super::{dispatch, Envelope, Reply};
 use crate::context::Context as Node;
 use crate::protocol::batch::{parse_batch, BatchRow, RESPOND_ALL_KEYS};
-use crate::protocol::message::{field, info1, info4, parse_as_msg};
+use crate::protocol::message::{field, info1, info4, parse_as_msg, Field};
 use crate::protocol::request::Request;
 use crate::protocol::response::{encode_error, encode_stream_end};
 use crate::stats::Stats;
@@ -40,13 +40,17 @@ pub fn batch<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> BoxF
         let Ok(parent) = parse_as_msg(env.body) else {
             return end(node, ResultCode::Parameter);
         };
-        // A filter expression for every row, or a transaction: not served yet, and ignoring
-        // either would silently answer the wrong rows.
-        if parent.field(field::FILTER).is_some() || parent.header.info4 & info4::MRT_MASK != 0 {
+        // A transaction: not served yet, and ignoring it would silently answer wrongly.
+        if parent.header.info4 & info4::MRT_MASK != 0 {
             return end(node, ResultCode::UnsupportedFeature);
         }
+        // The batch's filter applies to every row that has none of its own.
+        let parent_filter = parent.field(field::FILTER).copied();
         let (flags, rows): (u8, Vec<RowBody>) = match parse_batch(&parent) {
-            Ok((flags, rows)) => (flags, rows.iter().map(row_body).collect()),
+            Ok((flags, rows)) => (
+                flags,
+                rows.iter().map(|r| row_body(r, parent_filter)).collect(),
+            ),
             Err(e) => {
                 tracing::debug!(error = %e, "malformed batch");
                 return end(node, ResultCode::Parameter);
@@ -80,8 +84,13 @@ pub fn batch<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> BoxF
     })
 }
 
-fn row_body(row: &BatchRow<'_>) -> RowBody {
-    let msg = row.to_msg();
+fn row_body(row: &BatchRow<'_>, parent_filter: Option<Field<'_>>) -> RowBody {
+    let mut msg = row.to_msg();
+    if let Some(f) = parent_filter {
+        if msg.field(field::FILTER).is_none() {
+            msg.fields.push(f);
+        }
+    }
     if msg.header.info1 & info1::BATCH != 0 {
         return (row.index, None);
     }

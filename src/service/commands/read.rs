@@ -32,6 +32,7 @@ pub fn handle<'a>(
             bins,
             mode,
             touch_pct,
+            filter,
         } = req
         else {
             return Reply::One(error(node, ResultCode::Parameter));
@@ -40,6 +41,8 @@ pub fn handle<'a>(
             key: &key,
             bins: &bins,
             touch_pct,
+            filter: filter.as_deref(),
+            now_ms: node.clock.now_ms_since_2010(),
         };
         Reply::One(read(node, env, &ask, mode).await)
     })
@@ -51,6 +54,10 @@ struct ReadAsk<'a> {
     bins: &'a ReadBins,
     /// The read's `read_touch_ttl_percent` (0 = the namespace's).
     touch_pct: u32,
+    /// A filter expression the record must pass.
+    filter: Option<&'a [u8]>,
+    /// This node's clock (ms since 2010), for the filter's time-dependent parts.
+    now_ms: u64,
 }
 
 async fn read(node: &Arc<Node>, env: &Envelope<'_>, ask: &ReadAsk<'_>, mode: ReadMode) -> Vec<u8> {
@@ -151,6 +158,19 @@ fn read_outcome(
     let Some(r) = store.get(&ask.key.digest, now) else {
         return (Outcome::error(ResultCode::NotFound), None);
     };
+    if let Some(exp) = ask.filter {
+        let subject = storage::exp::Subject {
+            record: Some(r),
+            digest: &ask.key.digest,
+            now,
+            now_ms: ask.now_ms,
+        };
+        match storage::exp::passes(exp, &subject) {
+            Ok(true) => {}
+            Ok(false) => return (Outcome::error(ResultCode::FilteredOut), None),
+            Err(code) => return (Outcome::error(code), None),
+        }
+    }
     let touch = match read_touch_ttl(
         r.void_time,
         r.last_update,

@@ -97,6 +97,11 @@ pub fn handle<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> Box
                 return end(node, e.code);
             }
         };
+        if let Some(exp) = &req.expression {
+            if storage::cdt::value::decode(exp).is_err() {
+                return end(node, ResultCode::Parameter);
+            }
+        }
         let Some(namespace) = node.catalog().namespace(&req.namespace).cloned() else {
             return end(node, ResultCode::Namespace);
         };
@@ -186,13 +191,14 @@ async fn run(node: Arc<Node>, plan: Plan, tx: mpsc::Sender<Vec<u8>>) {
                 let _ = tx.send(encode_stream_end(ResultCode::Timeout)).await;
                 return;
             }
-            let now = node.clock.now_since_2010();
+            let now_ms = node.clock.now_ms_since_2010();
             let round = Round {
                 plan: &plan,
                 parts: &parts[next..],
                 left,
                 round_records,
-                now,
+                now: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
+                now_ms,
             };
             let mut frame = Vec::new();
             let start = begin_frame(&mut frame);
@@ -278,6 +284,7 @@ struct Round<'a> {
     left: u64,
     round_records: usize,
     now: u32,
+    now_ms: u64,
 }
 
 impl Round<'_> {
@@ -336,8 +343,22 @@ impl Round<'_> {
         );
     }
 
-    fn in_set(&self, record: &storage::record::Record) -> bool {
-        self.plan.req.set.as_ref().is_none_or(|s| *s == record.set)
+    /// Whether a record belongs to the answer: its set, and the filter expression (a
+    /// malformed one drops every record; the request was decoded before, so this is rare).
+    fn wanted(&self, digest: &Digest, record: &storage::record::Record) -> bool {
+        if self.plan.req.set.as_ref().is_some_and(|s| *s != record.set) {
+            return false;
+        }
+        let Some(exp) = &self.plan.req.expression else {
+            return true;
+        };
+        let subject = storage::exp::Subject {
+            record: Some(record),
+            digest,
+            now: self.now,
+            now_ms: self.now_ms,
+        };
+        storage::exp::passes(exp, &subject).unwrap_or(false)
     }
 
     fn scan_partition(
@@ -352,7 +373,7 @@ impl Round<'_> {
             if n >= quota {
                 break;
             }
-            if r.is_expired(self.now) || !self.in_set(r) {
+            if r.is_expired(self.now) || !self.wanted(d, r) {
                 continue;
             }
             self.emit(d, r, None, buf);
@@ -387,7 +408,7 @@ impl Round<'_> {
             let Some(r) = store.get(d, self.now) else {
                 continue;
             };
-            if !self.in_set(r) {
+            if !self.wanted(d, r) {
                 continue;
             }
             // Re-check the record itself (strings and blobs are indexed by hash).

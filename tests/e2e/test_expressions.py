@@ -1,0 +1,103 @@
+"""Filter expressions through the official Python client's `aerospike_helpers.expressions`
+against a 3-node cluster: reads, writes, operate, deletes, scans and queries skip or refuse
+(27 FILTERED_OUT) the records the filter rejects; metadata, arithmetic, let/cond and list/map
+read expressions evaluate as Aerospike's."""
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+from aerospike import predicates as p
+from aerospike_helpers import expressions as exp
+from aerospike_helpers.operations import operations as op
+
+from cluster import Cluster
+
+NS, SET = "test", "exp"
+SEND_KEY = {"key": aerospike.POLICY_KEY_SEND}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("exp"))
+    c.start_all()
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    c = cluster.client(seed=1)
+    for i in range(20):
+        c.put((NS, SET, i), {"v": i, "s": f"n{i % 3}", "l": list(range(i % 4)), "m": {"k": i}},
+              policy=SEND_KEY)
+    yield c
+    c.close()
+
+
+def f(e):
+    return {"expressions": e.compile()}
+
+
+def test_reads_are_filtered(client):
+    assert client.get((NS, SET, 5), policy=f(exp.Eq(exp.IntBin("v"), 5)))[2]["v"] == 5
+    with pytest.raises(ex.FilteredOut):
+        client.get((NS, SET, 5), policy=f(exp.Eq(exp.IntBin("v"), 6)))
+    # a missing bin is unknown: filtered out
+    with pytest.raises(ex.FilteredOut):
+        client.get((NS, SET, 5), policy=f(exp.Eq(exp.IntBin("nope"), 1)))
+    assert client.get((NS, SET, 5), policy=f(exp.Or(
+        exp.Eq(exp.IntBin("nope"), 1), exp.Eq(exp.StrBin("s"), "n2"))))[2]["v"] == 5
+
+
+def test_writes_and_deletes_are_filtered(client):
+    key = (NS, SET, 7)
+    with pytest.raises(ex.FilteredOut):
+        client.put(key, {"v": 100}, policy=f(exp.GT(exp.IntBin("v"), 50)))
+    assert client.get(key)[2]["v"] == 7
+    client.put(key, {"w": 1}, policy=f(exp.LT(exp.IntBin("v"), 50)))
+    assert client.get(key)[2]["w"] == 1
+    with pytest.raises(ex.FilteredOut):
+        client.operate(key, [op.increment("v", 1)], policy=f(exp.Eq(exp.IntBin("v"), 0)))
+    with pytest.raises(ex.FilteredOut):
+        client.remove(key, policy=f(exp.Eq(exp.IntBin("v"), 0)))
+    client.remove(key, policy=f(exp.Eq(exp.IntBin("v"), 7)))
+    with pytest.raises(ex.RecordNotFound):
+        client.get(key)
+    client.put(key, {"v": 7, "s": "n1", "l": [0, 1, 2], "m": {"k": 7}}, policy=SEND_KEY)
+
+
+def test_metadata_arithmetic_let_cond_and_collections(client):
+    key = (NS, SET, 9)
+    passes = [
+        exp.Eq(exp.SetName(), "exp"),
+        exp.Eq(exp.KeyInt(), 9),
+        exp.KeyExists(),
+        exp.Eq(exp.TTL(), -1),
+        exp.GT(exp.LastUpdateTime(), 1_600_000_000 * 10**9),
+        exp.LT(exp.SinceUpdateTime(), 600_000),
+        exp.Eq(exp.Add(exp.IntBin("v"), 1), 10),
+        exp.Eq(exp.Mod(exp.IntBin("v"), 4), 1),
+        exp.Let(exp.Def("x", exp.Mul(exp.IntBin("v"), 2)), exp.Eq(exp.Var("x"), 18)),
+        exp.Eq(exp.Cond(exp.GT(exp.IntBin("v"), 5), 1, 0), 1),
+        exp.Eq(exp.ListSize(None, exp.ListBin("l")), 1),
+        exp.Eq(exp.MapGetByKey(None, aerospike.MAP_RETURN_VALUE, exp.ResultType.INTEGER, "k",
+                               exp.MapBin("m")), 9),
+        exp.GE(exp.BinType("v"), 1),
+        exp.Eq(exp.DigestMod(1), 0),
+    ]
+    for e in passes:
+        assert client.get(key, policy=f(e))[2]["v"] == 9, e
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.Not(exp.KeyExists())))
+
+
+def test_scans_and_queries_skip_rejected_records(client):
+    q = client.query(NS, SET)
+    got = sorted(r[2]["v"] for r in q.results(f(exp.Eq(exp.StrBin("s"), "n0"))))
+    assert got == [i for i in range(20) if i % 3 == 0]
+    client.index_integer_create(NS, SET, "v", "exp_v")
+    q = client.query(NS, SET)
+    q.where(p.between("v", 0, 10))
+    got = sorted(r[2]["v"] for r in q.results(f(exp.Eq(exp.Mod(exp.IntBin("v"), 2), 0))))
+    assert got == [0, 2, 4, 6, 8, 10]
+
