@@ -166,6 +166,8 @@ impl RequestBuilder {
                 };
                 self.op(kind, bin, &Value::Blob(4, payload.clone()))
             }
+            // A filter travels as the FILTER field, never as an op.
+            Op::Filter(_) => unreachable!("not generated"),
         }
     }
 
