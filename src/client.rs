@@ -64,6 +64,8 @@ pub enum Operation {
     Put(String, Value),
     Incr(String, i64),
     Append(String, Value),
+    /// Aerospike's list append (CDT op 1) of one element to a list bin, creating the list.
+    ListAppend(String, i64),
 }
 
 /// One connection to one node.
@@ -190,6 +192,35 @@ pub fn encode(header: MsgHeader, ns: &str, set: &str, key: &UserKey, ops: &[Oper
     encode_with_digest(header, ns, set, key, &key.digest(set), ops)
 }
 
+/// The payload of a list append of `e`: msgpack `[1, e]` carried as a blob.
+fn list_append(e: i64) -> Value {
+    use storage::cdt::value::{to_bytes, CdtValue, List};
+    let op = CdtValue::List(List {
+        flags: 0,
+        items: vec![CdtValue::Int(1), CdtValue::Int(e)],
+    });
+    Value::Blob(storage::record::particle::BLOB, to_bytes(&op))
+}
+
+/// The integers of a list bin, in order (anything else in it is skipped; not a list: none).
+pub fn list_ints(v: &Value) -> Vec<i64> {
+    use storage::cdt::value::{decode, CdtValue};
+    let Value::List(b) = v else {
+        return Vec::new();
+    };
+    match decode(b) {
+        Ok(CdtValue::List(l)) => l
+            .items
+            .iter()
+            .filter_map(|e| match e {
+                CdtValue::Int(i) => Some(*i),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// [`encode`] with the key's digest already computed (a routing client needs it first to pick
 /// the partition, and RIPEMD-160 is not worth computing twice per request).
 pub fn encode_with_digest(
@@ -208,6 +239,7 @@ pub fn encode_with_digest(
                 Operation::Put(n, v) => (op::WRITE, n.as_str(), v.clone()),
                 Operation::Incr(n, d) => (op::INCR, n.as_str(), Value::Int(*d)),
                 Operation::Append(n, v) => (op::APPEND, n.as_str(), v.clone()),
+                Operation::ListAppend(n, e) => (op::CDT_MODIFY, n.as_str(), list_append(*e)),
             };
             let mut bytes = Vec::new();
             value_to_wire(&v, &mut bytes);

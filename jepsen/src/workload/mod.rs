@@ -266,6 +266,10 @@ fn write_code(r: &Reply) -> Option<Completion> {
 
 fn parse_list(v: Option<&Value>) -> Vec<u64> {
     match v {
+        Some(l @ Value::List(_)) => strato::client::list_ints(l)
+            .into_iter()
+            .filter_map(|i| u64::try_from(i).ok())
+            .collect(),
         Some(Value::Str(b)) => String::from_utf8_lossy(b)
             .split(',')
             .filter_map(|s| s.parse().ok())
@@ -388,7 +392,12 @@ pub async fn invoke(
         },
         (Workload::Append | Workload::Set, "append" | "add") => {
             let e = inv.value.as_u64().unwrap_or_default();
-            let op = Operation::Append("s".into(), Value::Str(format!("{e},").into_bytes()));
+            // The append workload is the classic list-append test: a real list append (CDT)
+            // on a list bin. The set workload appends to a string, exercising the other path.
+            let op = match workload {
+                Workload::Append => Operation::ListAppend("l".into(), e as i64),
+                _ => Operation::Append("s".into(), Value::Str(format!("{e},").into_bytes())),
+            };
             write(
                 conn,
                 ns,
@@ -400,7 +409,11 @@ pub async fn invoke(
             .await
         }
         (Workload::Append | Workload::Set, "read") => match read(conn, ns, k, mode).await {
-            Ok(Some(r)) => (OpType::Ok, json!(parse_list(r.bin("s"))), None),
+            Ok(Some(r)) => (
+                OpType::Ok,
+                json!(parse_list(r.bin("s").or(r.bin("l")))),
+                None,
+            ),
             Ok(None) => (OpType::Ok, json!(Vec::<u64>::new()), None),
             Err(c) => c,
         },
