@@ -14,7 +14,7 @@ use super::message::{
     field, info1, info2, info3, info4, op, AsMsg, MsgError, MsgOp, OP_FLAG_HAS_LUT,
 };
 use super::particle::{value_from_wire, Null, LANGUAGE_BLOBS};
-use storage::command::{ExistsPolicy, Expiry, GenerationPolicy, Op};
+use storage::command::{ExistsPolicy, Expiry, GenerationPolicy, Op, OpFamily};
 use storage::record::{
     particle, Bin, Digest, ResultCode, UserKey, Value, BIN_NAME_MAX, NAMESPACE_MAX, SET_NAME_MAX,
 };
@@ -77,6 +77,12 @@ pub enum ReadOp {
     Bin(String),
     /// A list or map read operation (Aerospike msgpack payload).
     Cdt {
+        bin: String,
+        payload: Vec<u8>,
+    },
+    /// A read operation of another family (expression reads: `bin` names the answer).
+    Compute {
+        family: OpFamily,
         bin: String,
         payload: Vec<u8>,
     },
@@ -331,13 +337,18 @@ fn bin_name(o: &MsgOp) -> Result<String, RequestError> {
 fn is_unsupported_op(t: u8) -> bool {
     matches!(
         t,
-        op::EXP_READ
-            | op::EXP_MODIFY
-            | op::BITS_READ
-            | op::BITS_MODIFY
-            | op::HLL_READ
-            | op::HLL_MODIFY
+        op::BITS_READ | op::BITS_MODIFY | op::HLL_READ | op::HLL_MODIFY
     )
+}
+
+/// The family of an op type computed on a bin other than lists and maps, and whether it is
+/// the write form.
+fn compute_family(t: u8) -> Option<(OpFamily, bool)> {
+    match t {
+        op::EXP_READ => Some((OpFamily::Exp, false)),
+        op::EXP_MODIFY => Some((OpFamily::Exp, true)),
+        _ => None,
+    }
 }
 
 /// Exists policy from info2 CREATE_ONLY / info3 UPDATE_ONLY, REPLACE_ONLY, CREATE_OR_REPLACE
@@ -435,6 +446,7 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
             t if is_unsupported_op(t) => {
                 return Ok(Request::Unsupported(ResultCode::UnsupportedFeature))
             }
+            t if compute_family(t).is_some() => {}
             op::READ
             | op::WRITE
             | op::INCR
@@ -446,6 +458,19 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
             t => return Err(RequestError::parameter(format!("unknown op type {t}"))),
         }
         let name = bin_name(o)?;
+        if let Some((family, modify)) = compute_family(o.op) {
+            if replace && modify {
+                return Err(replace_conflict("bin computing op"));
+            }
+            named_read |= !modify;
+            ops.push(Op::Compute {
+                family,
+                bin: name,
+                payload: o.value.to_vec(),
+                modify,
+            });
+            continue;
+        }
         let op = match o.op {
             op::CDT_READ | op::CDT_MODIFY => {
                 if replace && o.op == op::CDT_MODIFY {
@@ -566,7 +591,16 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                     bin: bin_name(o)?,
                     payload: o.value.to_vec(),
                 }),
-                op::EXP_READ | op::BITS_READ | op::HLL_READ => {
+                t if matches!(compute_family(t), Some((_, false))) => {
+                    if let Some((family, _)) = compute_family(t) {
+                        read_ops.push(ReadOp::Compute {
+                            family,
+                            bin: bin_name(o)?,
+                            payload: o.value.to_vec(),
+                        });
+                    }
+                }
+                op::BITS_READ | op::HLL_READ => {
                     return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
                 }
                 t => return Err(RequestError::parameter(format!("op type {t} in a read"))),
@@ -1010,7 +1044,7 @@ mod tests {
             code(write(w, 0, 0, vec![mop(op::INCR, 0, b"a", b"")])),
             ResultCode::Parameter
         );
-        for unsupported in [7u8, 8, 12, 13, 15, 16] {
+        for unsupported in [12u8, 13, 15, 16] {
             let r = write(
                 w,
                 0,

@@ -139,7 +139,7 @@ pub fn encode_record_msg(r: &StreamRecord<'_>, buf: &mut Vec<u8>) {
             .iter()
             .filter_map(|o| match o {
                 ReadOp::Bin(n) => r.record.bin(n).map(|v| (n.as_str(), v)),
-                ReadOp::Cdt { .. } => None,
+                ReadOp::Cdt { .. } | ReadOp::Compute { .. } => None,
             })
             .collect(),
     };

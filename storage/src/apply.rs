@@ -3,8 +3,8 @@
 //! and answers the same outcome.
 
 use crate::command::{
-    Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, Outcome, ReadTouchCommand,
-    WriteCommand,
+    Command, DeleteCommand, ExistsPolicy, Expiry, GenerationPolicy, Op, OpFamily, Outcome,
+    ReadTouchCommand, WriteCommand,
 };
 use crate::record::{
     next_generation, Bin, Record, ResultCode, Value, BINS_MAX, BIN_NAME_MAX, RECORD_SIZE_MAX,
@@ -227,6 +227,37 @@ fn plan_write(
                 }
                 out.push((bin.clone(), effect.result));
             }
+            Op::Compute {
+                family,
+                bin,
+                payload,
+                modify,
+            } => {
+                check_bin_name(bin)?;
+                // Only expressions read the whole record; others see just their bin.
+                let so_far =
+                    (family.reads_record() && (exists || !bins.is_empty())).then(|| Record {
+                        set: cmd.set.clone(),
+                        key: cmd.key.clone(),
+                        bins: bins.clone(),
+                        generation: existing.map_or(0, |r| r.generation),
+                        void_time: existing.map_or(0, |r| r.void_time),
+                        last_update: existing.map_or(0, |r| r.last_update),
+                    });
+                let subject = crate::exp::Subject {
+                    record: so_far.as_ref(),
+                    digest: &cmd.digest,
+                    now: cmd.now,
+                    now_ms: cmd.last_update,
+                };
+                let effect = compute(*family, current(&bins, bin), payload, *modify, &subject)?;
+                match effect.new_bin {
+                    Some(Value::Nil) => bins.retain(|b| &b.name != bin),
+                    Some(v) => set_bin(&mut bins, bin, v),
+                    None => {}
+                }
+                out.push((bin.clone(), effect.result));
+            }
             // Decided before the ops (above).
             Op::Filter(_) => {}
             Op::Touch => {
@@ -294,6 +325,24 @@ fn plan_write(
             bins: out,
         },
     ))
+}
+
+/// Run one operation of `family` on a bin holding `current`; `subject` is the record as the
+/// command's earlier operations left it (what expressions read). `modify`: the write form.
+pub fn compute(
+    family: OpFamily,
+    current: Option<&Value>,
+    payload: &[u8],
+    modify: bool,
+    subject: &crate::exp::Subject<'_>,
+) -> Result<crate::cdt::Effect, ResultCode> {
+    match (family, modify) {
+        (OpFamily::Exp, false) => Ok(crate::cdt::Effect {
+            result: crate::exp::op::read(payload, subject)?,
+            new_bin: None,
+        }),
+        (OpFamily::Exp, true) => crate::exp::op::write(payload, current, subject),
+    }
 }
 
 fn check_bin_name(name: &str) -> Result<(), ResultCode> {

@@ -69,13 +69,40 @@ pub enum Op {
     /// A filter expression (Aerospike's packed form): the command applies only if it holds
     /// for the existing record (27 FILTERED_OUT otherwise). Always the first op.
     Filter(Vec<u8>),
+    /// An operation of another family computed on a bin (see [`OpFamily`]); `modify` is the
+    /// op type's write form. (Lists and maps keep [`Op::Cdt`], which logs already hold.)
+    Compute {
+        family: OpFamily,
+        bin: String,
+        payload: Vec<u8>,
+        modify: bool,
+    },
+}
+
+/// Families of operations that compute on a bin, each with its own payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpFamily {
+    /// Expression operations: `[expression, flags]`, read (answered under the op's name) or
+    /// write (the value stored in the bin).
+    Exp,
+}
+
+impl OpFamily {
+    /// Whether an operation of this family reads the whole record (not just its bin).
+    pub fn reads_record(self) -> bool {
+        matches!(self, OpFamily::Exp)
+    }
 }
 
 impl Op {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Op::Read(_) | Op::ReadAll | Op::Cdt { modify: false, .. } | Op::Filter(_)
+            Op::Read(_)
+                | Op::ReadAll
+                | Op::Cdt { modify: false, .. }
+                | Op::Compute { modify: false, .. }
+                | Op::Filter(_)
         )
     }
 }

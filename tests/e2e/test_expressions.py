@@ -101,3 +101,52 @@ def test_scans_and_queries_skip_rejected_records(client):
     got = sorted(r[2]["v"] for r in q.results(f(exp.Eq(exp.Mod(exp.IntBin("v"), 2), 0))))
     assert got == [0, 2, 4, 6, 8, 10]
 
+
+
+def test_expression_read_and_write_operations(client):
+    from aerospike_helpers.operations import expression_operations as eop
+
+    key = (NS, SET, "expops")
+    client.put(key, {"a": 10, "b": 3})
+    double_a = exp.Mul(exp.IntBin("a"), 2).compile()
+    # read: the value answered under the op's name, the record unchanged
+    _, _, bins = client.operate(key, [eop.expression_read("twice", double_a)])
+    assert bins["twice"] == 20
+    # inside a write the expression sees what earlier ops of the same command did
+    _, _, bins = client.operate(key, [
+        op.increment("a", 5),
+        eop.expression_write("c", exp.Add(exp.IntBin("a"), exp.IntBin("b")).compile()),
+        op.read("c"),
+    ])
+    assert bins["c"] == 18
+    assert client.get(key)[2] == {"a": 15, "b": 3, "c": 18}
+    # create-only on an existing bin: 6, or skipped with policy-no-fail
+    lit = exp.Val(1).compile()
+    with pytest.raises(ex.BinExistsError):
+        client.operate(key, [eop.expression_write("c", lit, aerospike.EXP_WRITE_CREATE_ONLY)])
+    client.operate(key, [eop.expression_write(
+        "c", lit, aerospike.EXP_WRITE_CREATE_ONLY | aerospike.EXP_WRITE_POLICY_NO_FAIL)])
+    assert client.get(key)[2]["c"] == 18
+    # update-only on a missing bin: 17
+    with pytest.raises(ex.BinNotFound):
+        client.operate(key, [eop.expression_write("zz", lit, aerospike.EXP_WRITE_UPDATE_ONLY)])
+    # an expression with no value (missing bin): 26, or nothing with eval-no-fail
+    missing = exp.IntBin("nope").compile()
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [eop.expression_read("r", missing)])
+    _, _, bins = client.operate(key, [eop.expression_read(
+        "r", missing, aerospike.EXP_READ_EVAL_NO_FAIL)])
+    assert bins["r"] is None
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [eop.expression_write("d", missing)])
+    client.operate(key, [eop.expression_write("d", missing, aerospike.EXP_WRITE_EVAL_NO_FAIL)])
+    assert "d" not in client.get(key)[2]
+    # nil deletes the bin only with allow-delete
+    nil = exp.Val(None).compile()
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [eop.expression_write("b", nil)])
+    client.operate(key, [eop.expression_write("b", nil, aerospike.EXP_WRITE_ALLOW_DELETE)])
+    assert client.get(key)[2] == {"a": 15, "c": 18}
+    # read-only commands cannot carry expression writes: batch of reads with an exp read
+    recs = client.batch_operate([key], [eop.expression_read("x", double_a)]).batch_records
+    assert recs[0].result == 0 and recs[0].record[2]["x"] == 30

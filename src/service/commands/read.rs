@@ -205,6 +205,23 @@ fn read_outcome(
                             out.push((n.clone(), v.clone()));
                         }
                     }
+                    ReadOp::Compute {
+                        family,
+                        bin,
+                        payload,
+                    } => {
+                        let subject = storage::exp::Subject {
+                            record: Some(r),
+                            digest: &ask.key.digest,
+                            now,
+                            now_ms: ask.now_ms,
+                        };
+                        match storage::apply::compute(*family, r.bin(bin), payload, false, &subject)
+                        {
+                            Ok(effect) => out.push((bin.clone(), effect.result)),
+                            Err(code) => return (Outcome::error(code), None),
+                        }
+                    }
                     ReadOp::Cdt { bin, payload } => {
                         match storage::cdt::apply(r.bin(bin), payload, false) {
                             Ok(effect) => out.push((bin.clone(), effect.result)),

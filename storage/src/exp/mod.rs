@@ -10,6 +10,8 @@
 use crate::cdt::value::{compare, decode, CdtValue, List};
 use crate::cdt::{context, list, map};
 use crate::record::{Digest, Record, ResultCode, UserKey, Value};
+
+pub mod op;
 use std::cmp::Ordering;
 
 /// The record and clock an expression reads.
@@ -48,12 +50,11 @@ pub fn passes(exp: &[u8], subject: &Subject<'_>) -> Result<bool, ResultCode> {
     }
 }
 
-/// Evaluate an expression for its value (expression read operations). Unknown → nil.
-pub fn value(exp: &[u8], subject: &Subject<'_>) -> Result<CdtValue, ResultCode> {
-    let tree = decode(exp).map_err(|_| ResultCode::Parameter)?;
-    match Evaluator::new(subject).eval(&tree) {
-        Ok(v) => Ok(v),
-        Err(Fail::Unknown) => Err(ResultCode::OpNotApplicable),
+/// Evaluate a decoded expression tree for its value; `Ok(None)` = unknown (no value).
+pub fn value_of(tree: &CdtValue, subject: &Subject<'_>) -> Result<Option<CdtValue>, ResultCode> {
+    match Evaluator::new(subject).eval(tree) {
+        Ok(v) => Ok(Some(v)),
+        Err(Fail::Unknown) => Ok(None),
         Err(Fail::Bad(code)) => Err(code),
     }
 }
