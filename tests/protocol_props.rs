@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use storage::command::{ExistsPolicy, GenerationPolicy, Op, Outcome};
+use storage::command::{ExistsPolicy, GenerationPolicy, Op, OpFamily, Outcome};
 use storage::record::{Bin, ResultCode, UserKey, Value};
 use strato::protocol::message::{field, info1, info2, info3, op, AsMsg};
 use strato::protocol::particle::{value_from_wire, Null};
@@ -163,6 +163,18 @@ impl RequestBuilder {
                     op::CDT_MODIFY
                 } else {
                     op::CDT_READ
+                };
+                self.op(kind, bin, &Value::Blob(4, payload.clone()))
+            }
+            Op::Compute {
+                family,
+                bin,
+                payload,
+                modify,
+            } => {
+                let kind = match (family, modify) {
+                    (OpFamily::Exp, false) => op::EXP_READ,
+                    (OpFamily::Exp, true) => op::EXP_MODIFY,
                 };
                 self.op(kind, bin, &Value::Blob(4, payload.clone()))
             }
