@@ -175,6 +175,8 @@ impl RequestBuilder {
                 let kind = match (family, modify) {
                     (OpFamily::Exp, false) => op::EXP_READ,
                     (OpFamily::Exp, true) => op::EXP_MODIFY,
+                    (OpFamily::Bit, false) => op::BITS_READ,
+                    (OpFamily::Bit, true) => op::BITS_MODIFY,
                 };
                 self.op(kind, bin, &Value::Blob(4, payload.clone()))
             }
@@ -428,6 +430,17 @@ fn arb_write_op(replace: bool) -> BoxedStrategy<Op> {
         1 => (bin_name(), arb_value()).prop_map(|(n, v)| Op::Prepend(Bin::new(n, v))),
         1 => Just(Op::Touch),
         1 => Just(Op::DeleteAll),
+        1 => (
+            bin_name(),
+            prop_oneof![Just(OpFamily::Exp), Just(OpFamily::Bit)],
+            proptest::collection::vec(any::<u8>(), 0..16),
+        )
+            .prop_map(|(bin, family, payload)| Op::Compute {
+                family,
+                bin,
+                payload,
+                modify: true,
+            }),
     ]
     .boxed()
 }

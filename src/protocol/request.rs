@@ -335,10 +335,7 @@ fn bin_name(o: &MsgOp) -> Result<String, RequestError> {
 
 /// The op types this server does not implement yet (spec §4.1, §4.6).
 fn is_unsupported_op(t: u8) -> bool {
-    matches!(
-        t,
-        op::BITS_READ | op::BITS_MODIFY | op::HLL_READ | op::HLL_MODIFY
-    )
+    matches!(t, op::HLL_READ | op::HLL_MODIFY)
 }
 
 /// The family of an op type computed on a bin other than lists and maps, and whether it is
@@ -347,6 +344,8 @@ fn compute_family(t: u8) -> Option<(OpFamily, bool)> {
     match t {
         op::EXP_READ => Some((OpFamily::Exp, false)),
         op::EXP_MODIFY => Some((OpFamily::Exp, true)),
+        op::BITS_READ => Some((OpFamily::Bit, false)),
+        op::BITS_MODIFY => Some((OpFamily::Bit, true)),
         _ => None,
     }
 }
@@ -600,7 +599,7 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                         });
                     }
                 }
-                op::BITS_READ | op::HLL_READ => {
+                op::HLL_READ => {
                     return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
                 }
                 t => return Err(RequestError::parameter(format!("op type {t} in a read"))),
@@ -1044,7 +1043,7 @@ mod tests {
             code(write(w, 0, 0, vec![mop(op::INCR, 0, b"a", b"")])),
             ResultCode::Parameter
         );
-        for unsupported in [12u8, 13, 15, 16] {
+        for unsupported in [15u8, 16] {
             let r = write(
                 w,
                 0,

@@ -342,6 +342,7 @@ pub fn compute(
             new_bin: None,
         }),
         (OpFamily::Exp, true) => crate::exp::op::write(payload, current, subject),
+        (OpFamily::Bit, modify) => crate::bits::apply(current, payload, modify),
     }
 }
 

@@ -85,6 +85,8 @@ pub enum OpFamily {
     /// Expression operations: `[expression, flags]`, read (answered under the op's name) or
     /// write (the value stored in the bin).
     Exp,
+    /// Bitwise operations on a blob bin: `[op_code, args…]` (see [`crate::bits`]).
+    Bit,
 }
 
 impl OpFamily {

@@ -6,6 +6,7 @@
 //! where blocking I/O runs.
 
 pub mod apply;
+pub mod bits;
 pub mod catalog;
 pub mod cdt;
 pub mod command;

@@ -1,0 +1,143 @@
+"""Bitwise operations on blob bins through the official Python client's
+`aerospike_helpers.operations.bitwise_operations`, against a 3-node cluster: every modify and
+read operation, the write flags and overflow actions, and Aerospike's error codes."""
+
+import aerospike
+import pytest
+from aerospike import exception as ex
+from aerospike_helpers.operations import bitwise_operations as bit
+from aerospike_helpers.operations import operations as op
+
+from cluster import Cluster
+
+NS, SET = "test", "bits"
+# The builders still take the (deprecated) value_byte_size argument positionally.
+pytestmark = pytest.mark.filterwarnings("ignore:value_byte_size:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("bits"))
+    c.start_all()
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    c = cluster.client(seed=1)
+    yield c
+    c.close()
+
+
+def blob(client, key, name="b"):
+    return bytes(client.get(key)[2][name])
+
+
+def test_modify_ops_change_the_blob_in_place(client):
+    key = (NS, SET, "modify")
+    client.put(key, {"b": bytearray([0x01, 0x42, 0x03, 0x04, 0x05])})
+    client.operate(key, [
+        bit.bit_set("b", 8, 8, 1, bytearray([0xFF])),
+        bit.bit_or("b", 0, 8, 1, bytearray([0x80])),
+        bit.bit_not("b", 16, 8),
+        bit.bit_lshift("b", 24, 8, 3),
+        bit.bit_add("b", 32, 8, 250, False, aerospike.BIT_OVERFLOW_FAIL),
+    ])
+    assert blob(client, key) == bytes([0x81, 0xFF, 0xFC, 0x20, 0xFF])
+
+    client.operate(key, [
+        bit.bit_xor("b", 0, 8, 1, bytearray([0xFF])),
+        bit.bit_and("b", 8, 8, 1, bytearray([0x0F])),
+        bit.bit_rshift("b", 16, 8, 2),
+        bit.bit_subtract("b", 24, 8, 0x21, False, aerospike.BIT_OVERFLOW_WRAP),
+        bit.bit_set_int("b", 32, 8, 0x7A),
+    ])
+    assert blob(client, key) == bytes([0x7E, 0x0F, 0x3F, 0xFF, 0x7A])
+
+    client.operate(key, [
+        bit.bit_insert("b", 1, 2, bytearray([0xAA, 0xBB])),
+        bit.bit_remove("b", 0, 1),
+        bit.bit_resize("b", 8),
+    ])
+    assert blob(client, key) == bytes([0xAA, 0xBB, 0x0F, 0x3F, 0xFF, 0x7A, 0, 0])
+    client.operate(key, [bit.bit_resize("b", 2, resize_flags=aerospike.BIT_RESIZE_FROM_FRONT)])
+    assert blob(client, key) == bytes([0, 0])
+
+
+def test_read_ops_answer_in_order(client):
+    key = (NS, SET, "read")
+    client.put(key, {"b": bytearray([0x81, 0xFF, 0xFC, 0x20, 0xFF])})
+    _, _, out = client.operate_ordered(key, [
+        bit.bit_get("b", 0, 16),
+        bit.bit_count("b", 0, 40),
+        bit.bit_lscan("b", 16, 8, False),
+        bit.bit_rscan("b", 16, 8, True),
+        bit.bit_get_int("b", 0, 8, True),
+        bit.bit_get_int("b", 0, 8, False),
+        bit.bit_get("b", 9, 5),
+        bit.bit_lscan("b", 24, 8, False),
+    ])
+    assert [v for _, v in out] == [
+        bytearray([0x81, 0xFF]), 25, 6, 5, -127, 129, bytearray([0xF8]), 0]
+    # a missing bin reads as nil
+    _, _, out = client.operate_ordered(key, [bit.bit_count("nope", 0, 8)])
+    assert out[0][1] is None
+
+
+def test_flags_and_overflow_actions(client):
+    key = (NS, SET, "flags")
+    client.put(key, {"i": 1})
+    create_only = {"bit_write_flags": aerospike.BIT_WRITE_CREATE_ONLY}
+    update_only = {"bit_write_flags": aerospike.BIT_WRITE_UPDATE_ONLY}
+    no_fail = {"bit_write_flags": aerospike.BIT_WRITE_UPDATE_ONLY | aerospike.BIT_WRITE_NO_FAIL}
+    partial = {"bit_write_flags": aerospike.BIT_WRITE_PARTIAL}
+
+    # resize creates a missing bin; create-only refuses an existing one
+    client.operate(key, [bit.bit_resize("b", 2, policy=create_only)])
+    assert blob(client, key) == bytes([0, 0])
+    with pytest.raises(ex.BinExistsError):
+        client.operate(key, [bit.bit_resize("b", 4, policy=create_only)])
+    # update-only refuses a missing bin, unless no-fail skips the op
+    with pytest.raises(ex.BinNotFound):
+        client.operate(key, [bit.bit_resize("c", 4, policy=update_only)])
+    client.operate(key, [bit.bit_resize("c", 4, policy=no_fail), op.write("d", 1)])
+    rec = client.get(key)[2]
+    assert "c" not in rec and rec["d"] == 1
+
+    # a window past the end: 26, or cut at the end with partial
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [bit.bit_set("b", 8, 16, 2, bytearray([0xFF, 0xFF]))])
+    client.operate(key, [bit.bit_set("b", 8, 16, 2, bytearray([0xFF, 0xFF]), policy=partial)])
+    assert blob(client, key) == bytes([0, 0xFF])
+
+    # overflow: fail (26), saturate, wrap; signed arithmetic
+    client.put(key, {"b": bytearray([0xFE, 0x7F])})
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [bit.bit_add("b", 0, 8, 5, False, aerospike.BIT_OVERFLOW_FAIL)])
+    client.operate(key, [
+        bit.bit_add("b", 0, 8, 5, False, aerospike.BIT_OVERFLOW_SATURATE),
+        bit.bit_add("b", 8, 8, 1, True, aerospike.BIT_OVERFLOW_WRAP),
+    ])
+    assert blob(client, key) == bytes([0xFF, 0x80])
+    client.operate(key, [bit.bit_subtract("b", 8, 8, 1, True, aerospike.BIT_OVERFLOW_SATURATE)])
+    assert blob(client, key) == bytes([0xFF, 0x80])
+
+
+def test_errors(client):
+    key = (NS, SET, "errors")
+    client.put(key, {"i": 7, "b": bytearray([1, 2])})
+    # a bit op on an integer bin
+    with pytest.raises(ex.BinIncompatibleType):
+        client.operate(key, [bit.bit_count("i", 0, 8)])
+    with pytest.raises(ex.BinIncompatibleType):
+        client.operate(key, [bit.bit_not("i", 0, 8)])
+    # reads past the end, integers wider than 64 bits
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [bit.bit_get("b", 16, 8)])
+    with pytest.raises(ex.InvalidRequest):
+        client.operate(key, [bit.bit_get_int("b", 0, 65, False)])
+    # a failed op leaves the record as it was
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [bit.bit_not("b", 0, 8), bit.bit_not("b", 8, 16)])
+    assert blob(client, key) == bytes([1, 2])
