@@ -177,6 +177,8 @@ impl RequestBuilder {
                     (OpFamily::Exp, true) => op::EXP_MODIFY,
                     (OpFamily::Bit, false) => op::BITS_READ,
                     (OpFamily::Bit, true) => op::BITS_MODIFY,
+                    (OpFamily::Hll, false) => op::HLL_READ,
+                    (OpFamily::Hll, true) => op::HLL_MODIFY,
                 };
                 self.op(kind, bin, &Value::Blob(4, payload.clone()))
             }
@@ -432,7 +434,7 @@ fn arb_write_op(replace: bool) -> BoxedStrategy<Op> {
         1 => Just(Op::DeleteAll),
         1 => (
             bin_name(),
-            prop_oneof![Just(OpFamily::Exp), Just(OpFamily::Bit)],
+            prop_oneof![Just(OpFamily::Exp), Just(OpFamily::Bit), Just(OpFamily::Hll)],
             proptest::collection::vec(any::<u8>(), 0..16),
         )
             .prop_map(|(bin, family, payload)| Op::Compute {

@@ -333,11 +333,6 @@ fn bin_name(o: &MsgOp) -> Result<String, RequestError> {
     utf8(o.name, "bin name")
 }
 
-/// The op types this server does not implement yet (spec §4.1, §4.6).
-fn is_unsupported_op(t: u8) -> bool {
-    matches!(t, op::HLL_READ | op::HLL_MODIFY)
-}
-
 /// The family of an op type computed on a bin other than lists and maps, and whether it is
 /// the write form.
 fn compute_family(t: u8) -> Option<(OpFamily, bool)> {
@@ -346,6 +341,8 @@ fn compute_family(t: u8) -> Option<(OpFamily, bool)> {
         op::EXP_MODIFY => Some((OpFamily::Exp, true)),
         op::BITS_READ => Some((OpFamily::Bit, false)),
         op::BITS_MODIFY => Some((OpFamily::Bit, true)),
+        op::HLL_READ => Some((OpFamily::Hll, false)),
+        op::HLL_MODIFY => Some((OpFamily::Hll, true)),
         _ => None,
     }
 }
@@ -441,9 +438,6 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                 }
                 ops.push(Op::Touch);
                 continue;
-            }
-            t if is_unsupported_op(t) => {
-                return Ok(Request::Unsupported(ResultCode::UnsupportedFeature))
             }
             t if compute_family(t).is_some() => {}
             op::READ
@@ -598,9 +592,6 @@ fn decode_read(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                             payload: o.value.to_vec(),
                         });
                     }
-                }
-                op::HLL_READ => {
-                    return Ok(Request::Unsupported(ResultCode::UnsupportedFeature));
                 }
                 t => return Err(RequestError::parameter(format!("op type {t} in a read"))),
             }
@@ -1043,14 +1034,24 @@ mod tests {
             code(write(w, 0, 0, vec![mop(op::INCR, 0, b"a", b"")])),
             ResultCode::Parameter
         );
-        for unsupported in [15u8, 16] {
-            let r = write(
-                w,
-                0,
-                0,
-                vec![write_int(b"a"), mop(unsupported, 4, b"a", b"\x91\x01")],
+        for (t, family) in [
+            (op::BITS_MODIFY, OpFamily::Bit),
+            (op::HLL_MODIFY, OpFamily::Hll),
+            (op::EXP_MODIFY, OpFamily::Exp),
+        ] {
+            let Ok(Request::Write { ops, .. }) = write(w, 0, 0, vec![mop(t, 4, b"a", b"\x91\x01")])
+            else {
+                panic!("op {t}")
+            };
+            assert_eq!(
+                ops,
+                vec![Op::Compute {
+                    family,
+                    bin: "a".into(),
+                    payload: b"\x91\x01".to_vec(),
+                    modify: true
+                }]
             );
-            assert_eq!(code(r), ResultCode::UnsupportedFeature, "op {unsupported}");
         }
         for unknown in [0u8, 6, 17, 18, 19, 255] {
             assert_eq!(

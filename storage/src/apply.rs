@@ -343,6 +343,7 @@ pub fn compute(
         }),
         (OpFamily::Exp, true) => crate::exp::op::write(payload, current, subject),
         (OpFamily::Bit, modify) => crate::bits::apply(current, payload, modify),
+        (OpFamily::Hll, modify) => crate::hll::apply(current, payload, modify),
     }
 }
 

@@ -87,6 +87,8 @@ pub enum OpFamily {
     Exp,
     /// Bitwise operations on a blob bin: `[op_code, args…]` (see [`crate::bits`]).
     Bit,
+    /// HyperLogLog operations on an HLL bin: `[op_code, args…]` (see [`crate::hll`]).
+    Hll,
 }
 
 impl OpFamily {

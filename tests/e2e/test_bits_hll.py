@@ -1,11 +1,14 @@
-"""Bitwise operations on blob bins through the official Python client's
-`aerospike_helpers.operations.bitwise_operations`, against a 3-node cluster: every modify and
-read operation, the write flags and overflow actions, and Aerospike's error codes."""
+"""Bitwise operations on blob bins and HyperLogLog bins through the official Python client's
+`aerospike_helpers.operations.bitwise_operations` and `hll_operations`, against a 3-node
+cluster: every modify and read operation, the write flags, overflow actions and folding, and
+Aerospike's error codes."""
 
 import aerospike
 import pytest
 from aerospike import exception as ex
+from aerospike_helpers import HyperLogLog
 from aerospike_helpers.operations import bitwise_operations as bit
+from aerospike_helpers.operations import hll_operations as hll
 from aerospike_helpers.operations import operations as op
 
 from cluster import Cluster
@@ -141,3 +144,101 @@ def test_errors(client):
     with pytest.raises(ex.OpNotApplicable):
         client.operate(key, [bit.bit_not("b", 0, 8), bit.bit_not("b", 8, 16)])
     assert blob(client, key) == bytes([1, 2])
+
+
+def within(estimate, expected, index_bits):
+    """Inside six standard errors of an HLL with `index_bits`."""
+    return abs(estimate - expected) <= 6 * 1.04 / (2 ** index_bits) ** 0.5 * expected + 1
+
+
+def test_hll_add_count_describe_and_union(client):
+    key = (NS, SET, "hll")
+    client.put(key, {"other": 1})
+    names = [f"user{i}" for i in range(5000)]
+    _, _, out = client.operate_ordered(key, [
+        hll.hll_init("h", 12, 8),
+        hll.hll_add("h", names),
+        hll.hll_get_count("h"),
+        hll.hll_refresh_count("h"),
+        hll.hll_describe("h"),
+        hll.hll_add("h", names[:100]),
+    ])
+    values = [v for _, v in out]
+    assert values[0] is None
+    assert 0 < values[1] <= 5000
+    assert within(values[2], 5000, 12) and values[3] == values[2]
+    assert values[4] == [12, 8]
+    assert values[5] == 0  # nothing new
+    stored = client.get(key)[2]["h"]
+    assert isinstance(stored, HyperLogLog)
+    assert len(stored) == 11 + (2 ** 12 * (6 + 8) + 7) // 8
+
+    # a second sketch overlapping half; union and union count; writing a sketch back
+    key2 = (NS, SET, "hll2")
+    more = [f"user{i}" for i in range(2500, 7500)]
+    client.operate(key2, [hll.hll_add("h", more, 12, 8)])
+    other = client.get(key2)[2]["h"]
+    _, _, out = client.operate_ordered(key, [
+        hll.hll_get_union_count("h", [other]),
+        hll.hll_get_union("h", [other]),
+        hll.hll_get_similarity("h", [other]),
+        hll.hll_get_intersect_count("h", [other]),
+    ])
+    union_count, union, similarity, intersect = [v for _, v in out]
+    assert within(union_count, 7500, 12)
+    assert isinstance(union, HyperLogLog)
+    assert abs(similarity - 2500 / 7500) < 0.1
+    assert abs(intersect - 2500) < 750
+    client.put((NS, SET, "hll3"), {"u": union})
+    assert client.operate((NS, SET, "hll3"), [hll.hll_get_count("u")])[2]["u"] == union_count
+
+    # set-union into a missing bin creates it; fold halves the index bits
+    client.operate(key2, [hll.hll_set_union("s", [stored, other])])
+    assert client.operate(key2, [hll.hll_get_count("s")])[2]["s"] == union_count
+    _, _, out = client.operate_ordered((NS, SET, "hll3"), [
+        hll.hll_init("f", 10),
+        hll.hll_add("f", names),
+        hll.hll_fold("f", 6),
+        hll.hll_describe("f"),
+        hll.hll_get_count("f"),
+    ])
+    assert out[3][1] == [6, 0] and within(out[4][1], 5000, 6)
+
+
+def test_hll_flags_and_errors(client):
+    key = (NS, SET, "hllflags")
+    client.put(key, {"i": 1})
+    create_only = {"flags": aerospike.HLL_WRITE_CREATE_ONLY}
+    update_only = {"flags": aerospike.HLL_WRITE_UPDATE_ONLY}
+    no_fail = {"flags": aerospike.HLL_WRITE_CREATE_ONLY | aerospike.HLL_WRITE_NO_FAIL}
+    allow_fold = {"flags": aerospike.HLL_WRITE_ALLOW_FOLD}
+
+    client.operate(key, [hll.hll_init("h", 8, policy=create_only)])
+    with pytest.raises(ex.BinExistsError):
+        client.operate(key, [hll.hll_init("h", 8, policy=create_only)])
+    client.operate(key, [hll.hll_init("h", 8, policy=no_fail)])
+    with pytest.raises(ex.BinNotFound):
+        client.operate(key, [hll.hll_init("g", 8, policy=update_only)])
+    # bad descriptions are parameter errors; an add without bits cannot create the bin
+    with pytest.raises(ex.InvalidRequest):
+        client.operate(key, [hll.hll_init("g", 17)])
+    with pytest.raises(ex.InvalidRequest):
+        client.operate(key, [hll.hll_init("g", 16, 49)])
+    with pytest.raises(ex.BinNotFound):
+        client.operate(key, [hll.hll_add("g", ["a"])])
+    with pytest.raises(ex.BinNotFound):
+        client.operate(key, [hll.hll_refresh_count("g")])
+    # folding: only down, only without minhash; set-union shrinking the bin needs ALLOW_FOLD
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [hll.hll_fold("h", 10)])
+    small_key = (NS, SET, "hllsmall")
+    client.operate(small_key, [hll.hll_add("h", ["a", "b"], 4)])
+    small = client.get(small_key)[2]["h"]
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [hll.hll_set_union("h", [small])])
+    client.operate(key, [hll.hll_set_union("h", [small], policy=allow_fold)])
+    assert client.operate(key, [hll.hll_describe("h")])[2]["h"] == [4, 0]
+    # an HLL op on an integer bin; reads of a missing bin are nil
+    with pytest.raises(ex.BinIncompatibleType):
+        client.operate(key, [hll.hll_get_count("i")])
+    assert client.operate(key, [hll.hll_get_count("nope")])[2]["nope"] is None
