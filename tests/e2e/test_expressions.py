@@ -150,3 +150,49 @@ def test_expression_read_and_write_operations(client):
     # read-only commands cannot carry expression writes: batch of reads with an exp read
     recs = client.batch_operate([key], [eop.expression_read("x", double_a)]).batch_records
     assert recs[0].result == 0 and recs[0].record[2]["x"] == 30
+
+
+def test_bit_hll_and_modify_expressions(client):
+    """Bit and HLL read expressions, list/map modify expressions on a local copy, and call
+    arguments that are themselves expressions."""
+    from aerospike_helpers.operations import expression_operations as eop
+    from aerospike_helpers.operations import hll_operations as hll
+
+    key = (NS, SET, "calls")
+    client.put(key, {"b": bytearray([0xF0, 0x01]), "l": [1, 2, 3], "m": {"a": 1}, "x": 2})
+    client.operate(key, [hll.hll_add("h", [f"e{i}" for i in range(50)], 8, 4)])
+
+    # filters on bit and HLL reads
+    assert client.get(key, policy=f(exp.Eq(exp.BitCount(0, 16, exp.BlobBin("b")), 5)))
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.Eq(exp.BitGetInt(0, 8, False, exp.BlobBin("b")), 1)))
+    assert client.get(key, policy=f(exp.GT(exp.HLLGetCount(exp.HLLBin("h")), 40)))
+    assert client.get(key, policy=f(exp.Eq(exp.HLLMayContain(["e1", "e2"], exp.HLLBin("h")), 1)))
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.Eq(exp.HLLMayContain(["zz"], exp.HLLBin("h")), 1)))
+
+    # modify expressions work on a copy: the result is the changed value, the bin unchanged
+    appended = exp.ListAppend(None, None, exp.IntBin("x"), exp.ListBin("l")).compile()
+    grown = exp.BitResize(None, 4, aerospike.BIT_RESIZE_DEFAULT, exp.BlobBin("b")).compile()
+    added = exp.HLLGetCount(
+        exp.HLLAdd(None, [f"n{i}" for i in range(50)], -1, -1, exp.HLLBin("h"))).compile()
+    put = exp.MapPut(None, None, "b", 2, exp.MapBin("m")).compile()
+    _, _, bins = client.operate(key, [
+        eop.expression_read("appended", appended),
+        eop.expression_read("grown", grown),
+        eop.expression_read("added", added),
+        eop.expression_read("put", put),
+    ])
+    assert bins["appended"] == [1, 2, 3, 2]
+    assert bytes(bins["grown"]) == bytes([0xF0, 0x01, 0, 0])
+    assert 80 < bins["added"] <= 120
+    assert bins["put"] == {"a": 1, "b": 2}
+    rec = client.get(key)[2]
+    assert rec["l"] == [1, 2, 3] and bytes(rec["b"]) == bytes([0xF0, 0x01])
+    # written back through an expression write
+    client.operate(key, [eop.expression_write("l", appended)])
+    assert client.get(key)[2]["l"] == [1, 2, 3, 2]
+    # a call argument read from another bin
+    by_value = exp.ListGetByValue(None, aerospike.LIST_RETURN_COUNT, exp.IntBin("x"),
+                                  exp.ListBin("l")).compile()
+    assert client.operate(key, [eop.expression_read("n", by_value)])[2]["n"] == 2

@@ -403,57 +403,104 @@ impl<'a> Evaluator<'a> {
 
     /// `[127, return type, system, op, bin expression]`: a list or map read operation on a
     /// collection value.
+    /// A call into an operation family on a value (`[return type, system, op, target]`):
+    /// system 0 lists and maps, 1 bits, 2 HLL; flag 0x40 runs a modify operation on a
+    /// local copy and yields the modified value. The op's arguments are expressions.
     fn call(&mut self, args: &[CdtValue]) -> Eval {
-        let (Some(CdtValue::Int(system)), Some(op), Some(bin)) =
+        let (Some(CdtValue::Int(system)), Some(CdtValue::List(op)), Some(target)) =
             (args.get(1), args.get(2), args.get(3))
         else {
             return Err(bad());
         };
-        // System 0 = CDT (lists and maps); bit and HLL calls are not served yet.
-        if system & 0x0f != 0 || system & 0x40 != 0 {
-            return Err(Fail::Bad(ResultCode::UnsupportedFeature));
-        }
-        let target = self.eval(bin)?;
-        let CdtValue::List(op) = op else {
+        let modify = system & CALL_MODIFY != 0;
+        let family = system & !CALL_MODIFY;
+        let target = self.eval(target)?;
+        // `[0xff, ctx, op]` runs the op inside a nested element (lists and maps only).
+        let (ctx, op) = match op.items.as_slice() {
+            [CdtValue::Int(0xff), CdtValue::List(ctx), CdtValue::List(inner)] => (Some(ctx), inner),
+            _ => (None, op),
+        };
+        let Some(CdtValue::Int(code)) = op.items.first() else {
             return Err(bad());
         };
-        let run = |target: Option<CdtValue>,
-                   op: &List|
-         -> Result<(CdtValue, Option<CdtValue>), ResultCode> {
-            let Some(CdtValue::Int(code)) = op.items.first() else {
-                return Err(ResultCode::Parameter);
-            };
-            let args = &op.items[1..];
-            if !crate::cdt::is_read_op(*code) {
-                return Err(ResultCode::UnsupportedFeature);
+        let mut items = vec![CdtValue::Int(*code)];
+        for a in &op.items[1..] {
+            items.push(self.eval(a)?);
+        }
+        let result = match (family, ctx) {
+            (CALL_CDT, ctx) => call_cdt(target, ctx, &items, modify),
+            (CALL_BITS | CALL_HLL, None) => {
+                let payload =
+                    crate::cdt::value::to_bytes(&CdtValue::List(List { flags: 0, items }));
+                let value = crate::cdt::to_particle(target.clone());
+                let effect = if family == CALL_BITS {
+                    crate::bits::apply(Some(&value), &payload, modify)
+                } else {
+                    crate::hll::apply(Some(&value), &payload, modify)
+                };
+                effect.and_then(|e| {
+                    let out = match (modify, e.new_bin) {
+                        (true, None) => return Ok(target),
+                        (true, Some(v)) => v,
+                        (false, _) => e.result,
+                    };
+                    to_cdt(&out).map_err(|_| ResultCode::Parameter)
+                })
             }
-            match (target, *code) {
-                (Some(CdtValue::List(l)), 0..=63) => {
-                    list::apply(Some(l), *code, args).map(|(r, c)| (r, c.map(CdtValue::List)))
-                }
-                (Some(CdtValue::Map(m)), 64..=127) => {
-                    map::apply(Some(m), *code, args).map(|(r, c)| (r, c.map(CdtValue::Map)))
-                }
-                _ => Err(ResultCode::IncompatibleType),
-            }
-        };
-        let result = if matches!(op.items.first(), Some(CdtValue::Int(0xff))) {
-            let (Some(CdtValue::List(ctx)), Some(CdtValue::List(inner))) =
-                (op.items.get(1), op.items.get(2))
-            else {
-                return Err(bad());
-            };
-            let path = context::parse(&ctx.items).map_err(Fail::Bad)?;
-            context::apply_at(Some(target), &path, |t| run(t, inner))
-        } else {
-            run(Some(target), op)
+            _ => Err(ResultCode::Parameter),
         };
         match result {
-            Ok((v, _)) => Ok(v),
+            Ok(v) => Ok(v),
             Err(ResultCode::IncompatibleType | ResultCode::OpNotApplicable) => Err(Fail::Unknown),
             Err(code) => Err(Fail::Bad(code)),
         }
     }
+}
+
+/// Call systems of the CALL expression, and its modify flag.
+const CALL_CDT: i64 = 0;
+const CALL_BITS: i64 = 1;
+const CALL_HLL: i64 = 2;
+const CALL_MODIFY: i64 = 0x40;
+
+/// A list or map operation (`items` = code and evaluated arguments) on `target`, at `ctx`
+/// when given: its result, or with `modify` the target as the operation leaves it.
+fn call_cdt(
+    target: CdtValue,
+    ctx: Option<&List>,
+    items: &[CdtValue],
+    modify: bool,
+) -> Result<CdtValue, ResultCode> {
+    let Some(CdtValue::Int(code)) = items.first() else {
+        return Err(ResultCode::Parameter);
+    };
+    let (code, args) = (*code, &items[1..]);
+    if modify == crate::cdt::is_read_op(code) {
+        return Err(ResultCode::Parameter);
+    }
+    let run = |t: Option<CdtValue>| -> Result<(CdtValue, Option<CdtValue>), ResultCode> {
+        match (t, code) {
+            (Some(CdtValue::List(l)), 0..=63) => {
+                list::apply(Some(l), code, args).map(|(r, c)| (r, c.map(CdtValue::List)))
+            }
+            (Some(CdtValue::Map(m)), 64..=127) => {
+                map::apply(Some(m), code, args).map(|(r, c)| (r, c.map(CdtValue::Map)))
+            }
+            _ => Err(ResultCode::IncompatibleType),
+        }
+    };
+    let (result, changed) = match ctx {
+        Some(ctx) => {
+            let path = context::parse(&ctx.items)?;
+            context::apply_at(Some(target.clone()), &path, run)?
+        }
+        None => run(Some(target.clone()))?,
+    };
+    Ok(if modify {
+        changed.unwrap_or(target)
+    } else {
+        result
+    })
 }
 
 /// Whether a bin's value has the type the expression expects (expression types: 0 nil,
