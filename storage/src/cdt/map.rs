@@ -360,6 +360,9 @@ pub fn apply(current: Option<Map>, code: i64, args: &[CdtValue]) -> Answer {
 }
 
 #[cfg(test)]
+mod model;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
