@@ -3,7 +3,8 @@
 //!
 //! - [`workload`]: asbench `I`, `RU,<r>`, `RR,<r>` and YCSB A, B, C, D, F as operation mixes.
 //! - [`keys`]: uniform, YCSB scrambled zipfian (θ = 0.99) and skewed-latest key choosers.
-//! - [`value`]: one integer bin, a string or blob of N bytes, or YCSB's 10 × 100 B record.
+//! - [`value`]: one integer bin, a string or blob of N bytes, a list of N integers (updates
+//!   append to it in place), or YCSB's 10 × 100 B record.
 //! - [`target`]: one client task's session with Strato (partition-aware, see
 //!   [`crate::client::Cluster`]) or etcd.
 //! - [`stats`]: counters for the per-second progress line, HDR histograms for percentiles.
@@ -81,7 +82,8 @@ pub struct BenchArgs {
     /// asbench workloads, zipfian for YCSB ones, latest for YCSB D.
     #[arg(long)]
     pub distribution: Option<Distribution>,
-    /// `int`, `string:<N>`, `blob:<N>` or `ycsb` (10 bins × 100 B).
+    /// `int`, `string:<N>`, `blob:<N>`, `list:<N>` (N integers; updates append one) or
+    /// `ycsb` (10 bins × 100 B).
     #[arg(long, default_value = "int")]
     pub value: ValueSpec,
     /// Concurrent client tasks (closed loop), or the most requests in flight (open loop).

@@ -1,5 +1,6 @@
 //! What a write stores: one integer bin (asbench's default object), a string or blob of N
-//! bytes, or YCSB's record of 10 fields × 100 bytes.
+//! bytes, a list of N integers (updates append one element in place: a CDT list append), or
+//! YCSB's record of 10 fields × 100 bytes.
 //!
 //! Random payloads are sliced from a per-task pool of random bytes so that generating a value
 //! costs a copy, not N calls to the RNG: on a 2-core box the generator shares the CPU with
@@ -26,6 +27,9 @@ pub enum ValueSpec {
     /// Bins `field0`..`field9` of 100 printable bytes; an update rewrites one field, as
     /// YCSB's `writeallfields=false`.
     Ycsb,
+    /// One list bin of N integers; an insert or replace writes the whole list, an update
+    /// appends one integer (a list append operation, the list changed in place).
+    List(usize),
 }
 
 impl std::str::FromStr for ValueSpec {
@@ -43,8 +47,9 @@ impl std::str::FromStr for ValueSpec {
             v => match v.split_once(':') {
                 Some(("string", n)) | Some(("s", n)) => Ok(ValueSpec::Str(len(n)?)),
                 Some(("blob", n)) | Some(("b", n)) => Ok(ValueSpec::Blob(len(n)?)),
+                Some(("list", n)) | Some(("l", n)) => Ok(ValueSpec::List(len(n)?)),
                 _ => Err(format!(
-                    "unknown value {s:?} (int, string:<N>, blob:<N>, ycsb)"
+                    "unknown value {s:?} (int, string:<N>, blob:<N>, list:<N>, ycsb)"
                 )),
             },
         }
@@ -58,6 +63,7 @@ impl std::fmt::Display for ValueSpec {
             ValueSpec::Str(n) => write!(f, "string:{n}"),
             ValueSpec::Blob(n) => write!(f, "blob:{n}"),
             ValueSpec::Ycsb => write!(f, "ycsb"),
+            ValueSpec::List(n) => write!(f, "list:{n}"),
         }
     }
 }
@@ -69,7 +75,22 @@ impl ValueSpec {
             ValueSpec::Int => 8,
             ValueSpec::Str(n) | ValueSpec::Blob(n) => *n,
             ValueSpec::Ycsb => YCSB_FIELDS * YCSB_FIELD_LEN,
+            ValueSpec::List(n) => list_header(*n) + LIST_ELEMENT * n,
         }
+    }
+}
+
+/// List elements are drawn from [2^24, 2^31): five msgpack bytes each.
+const LIST_ELEMENT: usize = 5;
+const LIST_MIN: i64 = 1 << 24;
+const LIST_MAX: i64 = 1 << 31;
+
+/// Bytes of a msgpack array header for `n` elements.
+fn list_header(n: usize) -> usize {
+    match n {
+        0..=15 => 1,
+        16..=65535 => 3,
+        _ => 5,
     }
 }
 
@@ -134,6 +155,18 @@ impl ValueGen {
                     })
                     .collect()
             }
+            ValueSpec::List(n) if full => {
+                use storage::cdt::value::{to_bytes, CdtValue, List};
+                let items = (0..n)
+                    .map(|_| CdtValue::Int(rng.gen_range(LIST_MIN..LIST_MAX)))
+                    .collect();
+                let list = CdtValue::List(List { flags: 0, items });
+                vec![Operation::Put(BIN.into(), Value::List(to_bytes(&list)))]
+            }
+            ValueSpec::List(_) => vec![Operation::ListAppend(
+                BIN.into(),
+                rng.gen_range(LIST_MIN..LIST_MAX),
+            )],
         }
     }
 
@@ -145,6 +178,8 @@ impl ValueGen {
             ValueSpec::Int => rng.gen_range(1i64 << 24..1i64 << 32).to_be_bytes().to_vec(),
             ValueSpec::Str(n) | ValueSpec::Blob(n) => self.slice(rng, n).to_vec(),
             ValueSpec::Ycsb => self.slice(rng, YCSB_FIELDS * YCSB_FIELD_LEN).to_vec(),
+            // A key-value store rewrites the whole list on every append.
+            ValueSpec::List(_) => self.slice(rng, self.spec.size()).to_vec(),
         }
     }
 }
@@ -190,5 +225,21 @@ mod tests {
         );
         let g = ValueGen::new(ValueSpec::Blob(0), &mut rng);
         assert_eq!(g.bytes(&mut rng).len(), 0);
+        // a list: whole on inserts (its encoded size is what `size` reports), one append
+        // on updates
+        let spec: ValueSpec = "list:1000".parse().unwrap();
+        let g = ValueGen::new(spec, &mut rng);
+        match &g.ops(&mut rng, true)[..] {
+            [Operation::Put(_, v @ Value::List(b))] => {
+                assert_eq!(b.len(), spec.size());
+                assert_eq!(crate::client::list_ints(v).len(), 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &g.ops(&mut rng, false)[..],
+            [Operation::ListAppend(n, e)] if n == BIN && *e >= LIST_MIN
+        ));
+        assert_eq!(g.bytes(&mut rng).len(), spec.size());
     }
 }
