@@ -23,6 +23,7 @@ enum Step {
     Trim(i64, i64),
     Clear,
     Sort(i64),
+    SetOrder(bool),
     Size,
     Get(i64),
     GetRange(i64, Option<i64>),
@@ -117,6 +118,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (x.clone(), 0i64..5).prop_map(|(i, c)| Step::Trim(i, c)),
         1 => Just(Step::Clear),
         1 => (0i64..4).prop_map(Step::Sort),
+        1 => any::<bool>().prop_map(Step::SetOrder),
         1 => Just(Step::Size),
         1 => x.clone().prop_map(Step::Get),
         1 => (x, c).prop_map(|(i, c)| Step::GetRange(i, c)),
@@ -367,6 +369,11 @@ impl Model {
                 }
                 Ok(CdtValue::Nil)
             }
+            Step::SetOrder(o) => {
+                self.ordered = *o;
+                self.sort();
+                Ok(CdtValue::Nil)
+            }
             Step::Size => Ok(self.len()),
             Step::Get(i) => Ok(cdt(
                 &self.items[index(*i, n).ok_or(ResultCode::OpNotApplicable)?]
@@ -414,6 +421,7 @@ fn run(l: Option<List>, s: &Step) -> Answer {
         Step::Trim(x, c) => apply(l, 10, &[i(*x), i(*c)]),
         Step::Clear => apply(l, 11, &[]),
         Step::Sort(f) => apply(l, 13, &[i(*f)]),
+        Step::SetOrder(o) => apply(l, 0, &[i(i64::from(*o))]),
         Step::Size => apply(l, 16, &[]),
         Step::Get(x) => apply(l, 17, &[i(*x)]),
         Step::GetRange(x, c) => apply(l, 18, &[i(*x), opt(c)]),
@@ -439,7 +447,7 @@ proptest! {
         let mut current = Some(List { flags, items: Vec::new() });
         for s in &steps {
             // Sorting an ordered list descending would break its order: not a valid step.
-            if ordered && matches!(s, Step::Sort(f) if f & 1 != 0) {
+            if model.ordered && matches!(s, Step::Sort(f) if f & 1 != 0) {
                 continue;
             }
             let want = model.apply(s);
@@ -454,7 +462,7 @@ proptest! {
             }
             let l = current.as_ref().unwrap();
             prop_assert_eq!(CdtValue::List(List { flags: 0, items: l.items.clone() }), list(&model.items), "after {:?}", s);
-            prop_assert_eq!(l.flags, flags);
+            prop_assert_eq!(l.flags, if model.ordered { LIST_ORDERED } else { 0 });
         }
     }
 }

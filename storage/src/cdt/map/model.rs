@@ -14,7 +14,12 @@ type Pairs = Vec<(i64, i64)>;
 enum Step {
     Put(i64, i64, i64),
     PutItems(Pairs, i64),
+    /// add (create-only) or replace (update-only) one pair or several
+    Add(Pairs),
+    Replace(Pairs),
     Increment(i64, i64),
+    Decrement(i64, i64),
+    SetOrder(bool),
     Clear,
     Size,
     /// A selector (get code 97–110) with its return type, read or remove.
@@ -116,7 +121,11 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (k.clone(), v.clone(), flags.clone()).prop_map(|(k, v, f)| Step::Put(k, v, f)),
         1 => (proptest::collection::vec((k.clone(), v.clone()), 0..4), flags)
             .prop_map(|(p, f)| Step::PutItems(p, f)),
-        1 => (k, v).prop_map(|(k, d)| Step::Increment(k, d)),
+        1 => proptest::collection::vec((k.clone(), v.clone()), 1..3).prop_map(Step::Add),
+        1 => proptest::collection::vec((k.clone(), v.clone()), 1..3).prop_map(Step::Replace),
+        1 => (k.clone(), v.clone()).prop_map(|(k, d)| Step::Increment(k, d)),
+        1 => (k, v).prop_map(|(k, d)| Step::Decrement(k, d)),
+        1 => any::<bool>().prop_map(Step::SetOrder),
         1 => Just(Step::Clear),
         1 => Just(Step::Size),
         6 => (kind(), rt, any::<bool>()).prop_map(|(kind, rt, remove)| Step::Select { kind, rt, remove }),
@@ -281,10 +290,22 @@ impl Model {
         match s {
             Step::Put(k, v, f) => self.put(&[(*k, *v)], *f),
             Step::PutItems(p, f) => self.put(p, *f),
-            Step::Increment(k, d) => {
+            Step::Add(p) => self.put(p, CREATE_ONLY),
+            Step::Replace(p) => self.put(p, UPDATE_ONLY),
+            Step::Increment(k, d) | Step::Decrement(k, d) => {
+                let d = if matches!(s, Step::Decrement(..)) {
+                    -d
+                } else {
+                    *d
+                };
                 let old = self.pairs.iter().find(|e| e.0 == *k).map_or(0, |e| e.1);
                 self.put(&[(*k, old + d)], 0)?;
                 Ok(CdtValue::Int(old + d))
+            }
+            Step::SetOrder(key_ordered) => {
+                self.key_ordered = *key_ordered;
+                self.sort();
+                Ok(CdtValue::Nil)
             }
             Step::Clear => {
                 self.pairs.clear();
@@ -324,7 +345,21 @@ fn run(m: Option<Map>, s: &Step) -> Answer {
             });
             apply(m, 68, &[items, i(0), i(*f)])
         }
+        Step::Add(p) | Step::Replace(p) => {
+            let add = matches!(s, Step::Add(_));
+            if let [(k, v)] = p[..] {
+                apply(m, if add { 65 } else { 69 }, &[i(k), i(v)])
+            } else {
+                let items = CdtValue::Map(Map {
+                    flags: 0,
+                    entries: p.iter().map(|(k, v)| (i(*k), i(*v))).collect(),
+                });
+                apply(m, if add { 66 } else { 70 }, &[items])
+            }
+        }
         Step::Increment(k, d) => apply(m, 73, &[i(*k), i(*d)]),
+        Step::Decrement(k, d) => apply(m, 74, &[i(*k), i(*d)]),
+        Step::SetOrder(o) => apply(m, 64, &[i(i64::from(*o))]),
         Step::Clear => apply(m, 75, &[]),
         Step::Size => apply(m, 96, &[]),
         Step::Select { kind, rt, remove } => {
@@ -348,8 +383,8 @@ proptest! {
         let mut model = Model { pairs: Vec::new(), key_ordered };
         let mut current = Some(Map { flags, entries: Vec::new() });
         for s in &steps {
-            // A put-items with a repeated key is ambiguous in a msgpack map: skip it.
-            if let Step::PutItems(p, _) = s {
+            // Items with a repeated key are ambiguous in a msgpack map: skip them.
+            if let Step::PutItems(p, _) | Step::Add(p) | Step::Replace(p) = s {
                 let mut keys: Vec<i64> = p.iter().map(|e| e.0).collect();
                 keys.dedup();
                 keys.sort_unstable();
@@ -375,7 +410,7 @@ proptest! {
                 .collect();
             let m = current.as_ref().unwrap();
             prop_assert_eq!(&m.entries, &entries, "after {:?}", s);
-            prop_assert_eq!(m.flags, flags);
+            prop_assert_eq!(m.flags, if model.key_ordered { MAP_KEY_ORDERED } else { 0 });
         }
     }
 }
