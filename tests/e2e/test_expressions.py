@@ -49,6 +49,20 @@ def test_reads_are_filtered(client):
         exp.Eq(exp.IntBin("nope"), 1), exp.Eq(exp.StrBin("s"), "n2"))))[2]["v"] == 5
 
 
+@pytest.mark.filterwarnings("ignore:CmpRegex:DeprecationWarning")
+def test_regex_filters(client):
+    icase = aerospike.REGEX_ICASE
+    assert client.get((NS, SET, 5), policy=f(exp.CmpRegex(0, "^n[0-9]$", exp.StrBin("s"))))
+    with pytest.raises(ex.FilteredOut):
+        client.get((NS, SET, 5), policy=f(exp.CmpRegex(0, "^N", exp.StrBin("s"))))
+    assert client.get((NS, SET, 5), policy=f(exp.CmpRegex(icase, "^N", exp.StrBin("s"))))
+    q = client.query(NS, SET)
+    got = sorted(r[2]["v"] for r in q.results(f(exp.CmpRegex(0, "1$", exp.StrBin("s")))))
+    assert got == [i for i in range(20) if i % 3 == 1]
+    with pytest.raises(ex.InvalidRequest):
+        client.get((NS, SET, 5), policy=f(exp.CmpRegex(0, "a(", exp.StrBin("s"))))
+
+
 def test_writes_and_deletes_are_filtered(client):
     key = (NS, SET, 7)
     with pytest.raises(ex.FilteredOut):

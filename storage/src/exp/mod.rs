@@ -316,6 +316,16 @@ impl<'a> Evaluator<'a> {
                 self.vars.truncate(mark);
                 out
             }
+            7 => {
+                // regex compare: flags, pattern (raw string), string expression
+                let flags = self.int_literal(arg(0)?)?;
+                let pattern = raw_string(arg(1)?).ok_or_else(bad)?;
+                let CdtValue::Str(subject) = self.eval(arg(2)?)? else {
+                    return Err(Fail::Unknown);
+                };
+                let found = regex_match(&pattern, flags, &subject).map_err(Fail::Bad)?;
+                Ok(CdtValue::Bool(found))
+            }
             126 => Ok(arg(0)?.clone()),
             127 => self.call(args),
             _ => Err(Fail::Bad(ResultCode::UnsupportedFeature)),
@@ -503,6 +513,42 @@ fn call_cdt(
     })
 }
 
+/// POSIX regcomp flags as Aerospike's clients send them.
+const REG_ICASE: i64 = 2;
+const REG_NEWLINE: i64 = 8;
+/// Compiled patterns a thread keeps (a scan's filter compiles its pattern once).
+const REGEX_CACHE: usize = 8;
+
+thread_local! {
+    static REGEXES: std::cell::RefCell<Vec<(Vec<u8>, i64, regex::bytes::Regex)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `pattern` (POSIX extended syntax, which Rust's regex syntax covers for common
+/// patterns) matches anywhere in `subject`. Matching is linear-time and the compiled size
+/// bounded, so a hostile pattern cannot stall apply. A pattern that does not compile: 4.
+fn regex_match(pattern: &[u8], flags: i64, subject: &[u8]) -> Result<bool, ResultCode> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, _, re)) = cache.iter().find(|(p, f, _)| p == pattern && *f == flags) {
+            return Ok(re.is_match(subject));
+        }
+        let text = std::str::from_utf8(pattern).map_err(|_| ResultCode::Parameter)?;
+        let re = regex::bytes::RegexBuilder::new(text)
+            .case_insensitive(flags & REG_ICASE != 0)
+            .multi_line(flags & REG_NEWLINE != 0)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|_| ResultCode::Parameter)?;
+        let found = re.is_match(subject);
+        if cache.len() == REGEX_CACHE {
+            cache.remove(0);
+        }
+        cache.push((pattern.to_vec(), flags, re));
+        Ok(found)
+    })
+}
+
 /// Whether a bin's value has the type the expression expects (expression types: 0 nil,
 /// 1 bool, 2 int, 3 string, 4 list, 5 map, 6 blob, 7 float, 8 geojson, 9 HLL).
 fn type_matches(t: i64, v: &CdtValue) -> bool {
@@ -599,6 +645,21 @@ mod tests {
                 now_ms: 5000,
             },
         )
+    }
+
+    #[test]
+    fn regex_compare() {
+        let re =
+            |flags: i64, pattern: &str| node(vec![int(7), int(flags), name(pattern), bin(3, "s")]);
+        assert_eq!(check(re(0, "^h.$")), Ok(true));
+        assert_eq!(check(re(0, "H")), Ok(false));
+        assert_eq!(check(re(REG_ICASE, "H")), Ok(true));
+        // the cached pattern answers the same again; a bad pattern is a parameter error
+        assert_eq!(check(re(0, "^h.$")), Ok(true));
+        assert_eq!(check(re(0, "a(")), Err(ResultCode::Parameter));
+        // a non-string subject is unknown: filtered out
+        let on_int = node(vec![int(7), int(0), name("5"), bin(2, "a")]);
+        assert_eq!(check(on_int), Ok(false));
     }
 
     #[test]
