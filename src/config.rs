@@ -15,7 +15,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Other nodes' gossip addresses.
     pub seeds: Vec<SocketAddr>,
-    /// Form a new cluster once this many nodes (this one included) are discovered.
+    /// Form a new cluster once this many nodes (this one included) are discovered; 0: never
+    /// form one, only join the cluster the seeds lead to.
     pub bootstrap_expect: usize,
     pub cluster_name: String,
     /// Namespaces the cluster forms with (later ones are created at run time).
@@ -28,6 +29,8 @@ pub struct NodeConfig {
     /// Most rows a batch may carry (Aerospike's `batch-max-requests`; 0 = no limit, its
     /// default since 8.1). A larger batch is refused whole with 151.
     pub batch_max_requests: u32,
+    /// Groups this node moves at once (as their leader) after a recluster.
+    pub max_moves: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -95,8 +98,10 @@ impl NodeConfig {
                 self.port
             ));
         }
-        if self.bootstrap_expect == 0 {
-            return Err("--bootstrap-expect must be at least 1".into());
+        if self.bootstrap_expect == 0 && self.seeds.is_empty() {
+            return Err(
+                "a node without --seeds must form its own cluster (--bootstrap-expect 1)".into(),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for ns in &self.namespaces {

@@ -72,7 +72,8 @@ struct ServeArgs {
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<String>>,
     /// Form a new cluster once this many nodes are discovered (data directories empty)
-    /// [default: 1]
+    /// [default: 1 without --seeds; with --seeds and without this flag the node never forms
+    /// a cluster: it joins the one it discovers and holds data once it is on a roster]
     #[arg(long)]
     bootstrap_expect: Option<usize>,
     /// [default: strato]
@@ -114,6 +115,9 @@ struct ServeArgs {
     /// Most rows a batch may carry; larger batches answer 151 [default: 0 = no limit]
     #[arg(long)]
     batch_max_requests: Option<u32>,
+    /// Groups this node moves at once as their leader after a recluster [default: 4]
+    #[arg(long)]
+    max_moves: Option<usize>,
 }
 
 fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
@@ -189,6 +193,13 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         .filter(|s| !s.is_empty())
         .map(|s| resolve(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // With seeds and no count, join only (0); a count of 0 given explicitly is refused.
+    let bootstrap_expect = match a.bootstrap_expect.or(net.bootstrap_expect) {
+        Some(0) => anyhow::bail!("--bootstrap-expect must be at least 1"),
+        Some(k) => k,
+        None if seeds.is_empty() => 1,
+        None => 0,
+    };
     let election = a
         .election_timeout_ms
         .or(net.election_timeout_ms)
@@ -244,7 +255,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         port: a.port.or(net.port).unwrap_or(3000),
         data_dir: a.data_dir.or(n.data_dir).unwrap_or_else(|| "./data".into()),
         seeds,
-        bootstrap_expect: a.bootstrap_expect.or(net.bootstrap_expect).unwrap_or(1),
+        bootstrap_expect,
         cluster_name: a
             .cluster_name
             .or(n.cluster_name)
@@ -258,6 +269,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         ),
         wal_linger: Duration::from_micros(a.wal_linger_us.or(n.wal_linger_us).unwrap_or(0)),
         batch_max_requests: a.batch_max_requests.or(n.batch_max_requests).unwrap_or(0),
+        max_moves: a.max_moves.unwrap_or(4).max(1),
     })
 }
 

@@ -158,6 +158,7 @@ impl Node {
         }
         node.spawn(crate::catalog::formation::meta_duties(ctx.clone()));
         node.spawn(crate::catalog::follower::run(ctx.clone()));
+        node.spawn(crate::catalog::mover::run(ctx.clone()));
         node.spawn(crate::service::serve(service, ctx.clone()));
         node.spawn(crate::balance::run(ctx.clone()));
         node.spawn(crate::expiry::run(ctx.clone()));

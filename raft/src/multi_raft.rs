@@ -302,6 +302,20 @@ impl MultiRaft {
             .is_ok()
     }
 
+    /// Whether this node knows `group`'s leader and has applied everything that leader told
+    /// it is committed: what it decides from the group's state is then not from a stale prefix
+    /// (as it would be while replaying after a restart).
+    pub fn applied_to_cluster_commit(&self, group: GroupId) -> bool {
+        let Some(g) = self.group(group) else {
+            return false;
+        };
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        m.current_leader.is_some()
+            && m.last_applied.as_ref().map(|l| l.index)
+                >= m.cluster_committed.as_ref().map(|l| l.index)
+    }
+
     /// Every node in `group`'s membership (voters and learners), as this node knows it.
     pub fn members(&self, group: GroupId) -> BTreeSet<NodeId> {
         let Some(g) = self.group(group) else {
@@ -330,6 +344,24 @@ impl MultiRaft {
             .map_err(io::Error::other)
     }
 
+    /// On the leader of `group`: make `voters` its voters through joint consensus (openraft
+    /// commits the joint configuration, then the new one); nodes left out are removed, not
+    /// kept as learners. Returns once the new configuration is committed.
+    pub async fn change_membership(
+        &self,
+        group: GroupId,
+        voters: BTreeSet<NodeId>,
+    ) -> io::Result<()> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        g.raft
+            .change_membership(voters, false)
+            .await
+            .map(|_| ())
+            .map_err(io::Error::other)
+    }
+
     /// Hand leadership of `group` to `to` (used to spread leaders across nodes).
     pub async fn transfer_leader(&self, group: GroupId, to: NodeId) -> io::Result<()> {
         let g = self
@@ -339,6 +371,34 @@ impl MultiRaft {
             .trigger()
             .transfer_leader(to)
             .await
+            .map_err(io::Error::other)
+    }
+
+    /// On the leader of `group`: how many entries `target` is behind (None: not replicating
+    /// to it, or not the leader).
+    pub fn replication_lag(&self, group: GroupId, target: NodeId) -> Option<u64> {
+        let g = self.group(group)?;
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m
+            .replication
+            .as_ref()?
+            .get(&target)?
+            .as_ref()
+            .map_or(0, |l| l.index);
+        Some(last.saturating_sub(matched))
+    }
+
+    /// On the leader of `group`: drop `nodes` (learners) from its membership.
+    pub async fn remove_learners(&self, group: GroupId, nodes: BTreeSet<NodeId>) -> io::Result<()> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        g.raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(nodes), false)
+            .await
+            .map(|_| ())
             .map_err(io::Error::other)
     }
 

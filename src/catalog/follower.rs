@@ -21,35 +21,53 @@ const INIT_FALLBACK: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wanted {
     pub group: GroupId,
-    pub replicas: Vec<NodeId>,
+    /// The first voters, when this node may start the group itself: it is one of the group's
+    /// original replicas and the group never moved. A replica a move adds (`None`) only ever
+    /// joins through the group's leader, so it can never start a second copy of the group.
+    pub initial: Option<Vec<NodeId>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Groups placed here (hosted or not yet).
+    /// Groups placed here or moving here (hosted or not yet).
     pub wanted: Vec<Wanted>,
-    /// Groups of dropped namespaces to stop and delete.
+    /// Groups to stop and delete: of dropped namespaces, or moved off this node (the move
+    /// is committed: the catalog records it only after the group's new membership committed).
     pub remove: Vec<GroupId>,
 }
 
 /// What this node should host and delete, from the catalog and what it has (hosted or
-/// stored). Groups of dropped namespaces are removed; groups the catalog does not know yet
-/// (a namespace id not handed out in the catalog replayed so far) are left alone.
-pub fn plan(catalog: &Catalog, me: NodeId, present: &BTreeSet<GroupId>) -> Plan {
-    let wanted = catalog
-        .namespaces
-        .values()
-        .flat_map(|ns| {
-            ns.groups_of(me).map(move |g| Wanted {
-                group: ns.group_id(g),
-                replicas: ns.placement[usize::from(g)].clone(),
-            })
-        })
-        .collect();
+/// stored). Groups the catalog does not know yet (a namespace id not handed out in the
+/// catalog replayed so far) are left alone.
+///
+/// `caught_up` says the catalog is not a stale prefix (this node applied what the metadata
+/// leader committed): only then is a group no longer placed here deleted, or a group started,
+/// because a prefix replayed after a restart may predate the moves since.
+pub fn plan(catalog: &Catalog, me: NodeId, present: &BTreeSet<GroupId>, caught_up: bool) -> Plan {
+    let mut wanted = Vec::new();
+    let mut mine = BTreeSet::new();
+    for ns in catalog.namespaces.values() {
+        for g in 0..ns.settings.groups {
+            let id = ns.group_id(g);
+            let placed = &ns.placement[usize::from(g)];
+            let target = catalog.targets.get(&id);
+            if !placed.contains(&me) && !target.is_some_and(|t| t.contains(&me)) {
+                continue;
+            }
+            mine.insert(id);
+            let initial =
+                (placed.contains(&me) && !catalog.moved.contains(&id)).then(|| placed.clone());
+            wanted.push(Wanted { group: id, initial });
+        }
+    }
     let remove = present
         .iter()
         .copied()
-        .filter(|g| *g != META_GROUP && catalog.is_dropped_group(*g))
+        .filter(|g| *g != META_GROUP)
+        .filter(|g| {
+            catalog.is_dropped_group(*g)
+                || (caught_up && catalog.namespace_of_group(*g).is_some() && !mine.contains(g))
+        })
         .collect();
     Plan { wanted, remove }
 }
@@ -79,12 +97,13 @@ async fn step(
     let me = node.config.node_id;
     let mut present: BTreeSet<GroupId> = node.multi.stored_groups()?.into_iter().collect();
     present.extend(node.multi.groups().iter().map(|g| g.id));
-    let plan = plan(catalog, me, &present);
+    let caught_up = node.multi.applied_to_cluster_commit(META_GROUP);
+    let plan = plan(catalog, me, &present, caught_up);
     for g in &plan.remove {
         tracing::info!(
             node = me,
             group = g,
-            "namespace dropped: deleting the group"
+            "group dropped or moved off this node: deleting it"
         );
         node.multi.remove_group(*g).await?;
         waiting.remove(g);
@@ -98,15 +117,18 @@ async fn step(
     }
     for w in &plan.wanted {
         node.multi.open_group(w.group).await?;
+        let Some(replicas) = &w.initial else {
+            continue;
+        };
         if node.multi.is_initialized(w.group) {
             waiting.remove(&w.group);
             continue;
         }
         let since = *waiting.entry(w.group).or_insert_with(Instant::now);
-        let preferred = w.replicas.first() == Some(&me);
+        let preferred = replicas.first() == Some(&me);
         if preferred || since.elapsed() >= INIT_FALLBACK {
             node.multi
-                .initialize(w.group, w.replicas.iter().copied().collect())
+                .initialize(w.group, replicas.iter().copied().collect())
                 .await?;
         }
     }
@@ -142,9 +164,15 @@ mod tests {
             name: "gone".into(),
         })
         .unwrap();
-        let present: BTreeSet<GroupId> =
-            [META_GROUP, group_id(1, 0), group_id(2, 5), group_id(9, 1)].into();
-        let p = plan(&c, 2, &present);
+        let present: BTreeSet<GroupId> = [
+            META_GROUP,
+            group_id(1, 0),
+            group_id(1, 1),
+            group_id(2, 5),
+            group_id(9, 1),
+        ]
+        .into();
+        let p = plan(&c, 2, &present, true);
         // rf 1, 6 groups over 3 nodes, rotation shifted by the namespace id (1).
         let mine: Vec<u16> = p
             .wanted
@@ -152,8 +180,42 @@ mod tests {
             .map(|w| storage::catalog::split_group_id(w.group).1)
             .collect();
         assert_eq!(mine, vec![0, 3]);
-        assert!(p.wanted.iter().all(|w| w.replicas == vec![2]));
-        // Only the dropped namespace's group goes; unknown id 9 is left alone.
-        assert_eq!(p.remove, vec![group_id(2, 5)]);
+        assert!(p.wanted.iter().all(|w| w.initial == Some(vec![2])));
+        // The dropped namespace's group goes, and a live group not placed here; unknown id 9
+        // is left alone.
+        assert_eq!(p.remove, vec![group_id(1, 1), group_id(2, 5)]);
+        // A recluster onto node 4: the groups moving to it are wanted there, never started
+        // there; once a move commits, the node it left deletes the group.
+        c.apply(&CatalogCommand::SetRoster {
+            namespace: "test".into(),
+            nodes: vec![1, 2, 3, 4],
+        })
+        .unwrap();
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        let p4 = plan(&c, 4, &BTreeSet::new(), true);
+        assert!(!p4.wanted.is_empty());
+        assert!(p4.wanted.iter().all(|w| w.initial.is_none()));
+        let (&g, target) = c
+            .targets
+            .iter()
+            .next()
+            .map(|(g, t)| (g, t.clone()))
+            .unwrap();
+        let (_, idx) = storage::catalog::split_group_id(g);
+        let before = c.namespace("test").unwrap().placement[usize::from(idx)].clone();
+        let leaver = before[0];
+        let held: BTreeSet<GroupId> = [g].into();
+        assert!(
+            plan(&c, leaver, &held, true).remove.is_empty(),
+            "not before the move commits"
+        );
+        c.apply(&CatalogCommand::GroupMoved {
+            group: g,
+            replicas: target,
+        })
+        .unwrap();
+        assert_eq!(plan(&c, leaver, &held, true).remove, vec![g]);
+        // ... and never from a catalog that may be a stale prefix
+        assert!(plan(&c, leaver, &held, false).remove.is_empty());
     }
 }

@@ -47,6 +47,13 @@ async fn form(node: &Arc<Node>) -> anyhow::Result<()> {
     let expect = node.config.bootstrap_expect;
     let ids = match stored_ids(node)? {
         Some(ids) => ids,
+        None if expect == 0 => {
+            tracing::info!(
+                node = me,
+                "joining: waiting for the cluster's metadata leader to add this node"
+            );
+            return Ok(());
+        }
         None => {
             tracing::info!(node = me, expect, "waiting for nodes to form a cluster");
             let mut members = node.members.clone();
@@ -133,14 +140,65 @@ pub async fn meta_duties(node: Arc<Node>) {
             continue;
         }
         let members = node.multi.members(META_GROUP);
-        for r in catalog.roster.iter().filter(|r| !members.contains(r)) {
+        // Every node seen (on a roster or not yet) follows the catalog as a learner, so a
+        // joining node can answer roster commands and start hosting once it is on a roster.
+        let seen: Vec<NodeId> = node
+            .members
+            .borrow()
+            .values()
+            .filter(|m| m.up)
+            .map(|m| m.node_id)
+            .collect();
+        for r in catalog
+            .roster
+            .iter()
+            .chain(&seen)
+            .filter(|r| !members.contains(r))
+        {
             if node.is_up(*r) {
                 if let Err(e) = node.multi.add_learner(META_GROUP, *r).await {
                     tracing::debug!(node = me, learner = r, error = %e, "adding a metadata learner failed");
                 }
             }
         }
+        if let Err(e) = follow_roster(&node, &catalog.meta_voters()).await {
+            tracing::warn!(node = me, error = %e, "changing the metadata voters failed");
+        }
     }
+}
+
+/// The metadata group's voters follow the roster (its first five nodes), by the same
+/// procedure as a data group: the new voters are learners already (see above); once they
+/// are close behind, one joint-consensus change swaps the voters. A leaving leader hands
+/// leadership over first.
+async fn follow_roster(node: &Node, wanted: &[NodeId]) -> anyhow::Result<()> {
+    let me = node.config.node_id;
+    let Some(status) = node.multi.status(META_GROUP) else {
+        return Ok(());
+    };
+    let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
+    let target: BTreeSet<NodeId> = wanted.iter().copied().collect();
+    let members = node.multi.members(META_GROUP);
+    let is_up = |n: NodeId| node.is_up(n);
+    let lag = |n: NodeId| node.multi.replication_lag(META_GROUP, n);
+    let step = super::mover::next_step(&super::mover::GroupView {
+        me,
+        voters: &voters,
+        members: &members,
+        target: &target,
+        is_up: &is_up,
+        lag: &lag,
+    });
+    match step {
+        super::mover::Step::HandOver(to) => node.multi.transfer_leader(META_GROUP, to).await?,
+        super::mover::Step::ChangeVoters => {
+            tracing::info!(node = me, voters = ?target, "metadata voters follow the roster");
+            node.multi.change_membership(META_GROUP, target).await?
+        }
+        // Learners are added above; nothing to record for the metadata group.
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,4 +6,5 @@
 pub mod change;
 pub mod follower;
 pub mod formation;
+pub mod mover;
 pub mod propose;

@@ -115,9 +115,15 @@ impl Namespace {
     /// applied the same catalog, non-zero (clients then treat the namespace as strongly
     /// consistent), and higher for a namespace re-created under a dropped one's name (ids are
     /// never reused), because clients keep a partition's highest regime by namespace name.
-    /// A change of placement must raise it too (the membership work adds that).
+    /// A change of placement raises it too: `moves` counts the group moves committed (see
+    /// [`Catalog::regime`]); the id takes the high 20 bits, the moves the low 12 (capped).
+    pub fn regime_after(&self, moves: u32) -> u32 {
+        (self.id.max(1) << 12) | moves.min(4095)
+    }
+
+    /// The regime before any move.
     pub fn regime(&self) -> u32 {
-        self.id.max(1)
+        self.regime_after(0)
     }
 
     pub fn group_id(&self, g: u16) -> GroupId {
@@ -152,6 +158,24 @@ pub struct Catalog {
     pub next_namespace_id: u32,
     /// Bumped by every applied change.
     pub version: u64,
+    /// Groups being moved by a recluster: their target replicas (preferred leader first).
+    /// The group's `placement` stays its committed membership until the move is done.
+    pub targets: BTreeMap<GroupId, Vec<NodeId>>,
+    /// Groups that completed a move: never initialized from their placement again (a new
+    /// replica joins through the group's leader, never by starting the group itself).
+    pub moved: BTreeSet<GroupId>,
+    /// Moves committed per namespace id (raises the namespace's regime).
+    pub moves_done: BTreeMap<u32, u32>,
+}
+
+/// The catalog as format version 1 stored it (before rosters could change).
+#[derive(Deserialize)]
+struct CatalogV1 {
+    formed: bool,
+    roster: Vec<NodeId>,
+    namespaces: BTreeMap<String, Namespace>,
+    next_namespace_id: u32,
+    version: u64,
 }
 
 /// A change to the catalog (the payload of a metadata-group log entry).
@@ -201,6 +225,18 @@ pub enum CatalogCommand {
     DropSindex {
         namespace: String,
         name: String,
+    },
+    /// Store a namespace's pending roster (`roster-set`); active only after `Recluster`.
+    SetRoster {
+        namespace: String,
+        nodes: Vec<NodeId>,
+    },
+    /// Activate every pending roster and target each group's new replicas (`recluster:`).
+    Recluster,
+    /// A group's membership change to its target committed: the target becomes its placement.
+    GroupMoved {
+        group: GroupId,
+        replicas: Vec<NodeId>,
     },
 }
 
@@ -471,7 +507,59 @@ impl Catalog {
                 Ok(())
             }
             CatalogCommand::DropSindex { namespace, .. } => self.existing(namespace).map(|_| ()),
+            CatalogCommand::SetRoster { namespace, nodes } => {
+                let ns = self.existing(namespace)?;
+                if nodes.is_empty() {
+                    return Err(CatalogError::parameter("a roster needs at least one node"));
+                }
+                if nodes.contains(&0) {
+                    return Err(CatalogError::parameter("node id 0 is not valid"));
+                }
+                let mut distinct = nodes.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() != nodes.len() {
+                    return Err(CatalogError::parameter("a node is named twice"));
+                }
+                if distinct.len() < ns.settings.replication_factor.min(ns.roster.len()) {
+                    return Err(CatalogError::parameter(format!(
+                        "a roster of {} nodes is smaller than the replication factor {} of namespace {namespace}",
+                        distinct.len(),
+                        ns.settings.replication_factor
+                    )));
+                }
+                Ok(())
+            }
+            CatalogCommand::Recluster => Ok(()),
+            CatalogCommand::GroupMoved { group, replicas } => match self.targets.get(group) {
+                Some(t) if t == replicas => Ok(()),
+                _ => Err(CatalogError::new(
+                    ResultCode::OpNotApplicable,
+                    format!("group {group} is not moving to {replicas:?}"),
+                )),
+            },
         }
+    }
+
+    /// The namespace's regime: raised by every committed move of one of its groups.
+    pub fn regime(&self, ns: &Namespace) -> u32 {
+        ns.regime_after(self.moves_done.get(&ns.id).copied().unwrap_or(0))
+    }
+
+    /// The replicas a group should end up on: its target while it moves, else its placement.
+    pub fn destination<'a>(&'a self, ns: &'a Namespace, g: u16) -> &'a [NodeId] {
+        self.targets
+            .get(&ns.group_id(g))
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| ns.placement.get(usize::from(g)).map_or(&[], Vec::as_slice))
+    }
+
+    /// Groups of `namespace` (all namespaces: None) still moving.
+    pub fn moving(&self, namespace: Option<&Namespace>) -> usize {
+        self.targets
+            .keys()
+            .filter(|g| namespace.is_none_or(|ns| split_group_id(**g).0 == ns.id))
+            .count()
     }
 
     fn existing(&self, name: &str) -> Result<&Namespace, CatalogError> {
@@ -501,7 +589,9 @@ impl Catalog {
                 self.add_namespace(name, settings);
             }
             CatalogCommand::DropNamespace { name } => {
-                self.namespaces.remove(name);
+                if let Some(ns) = self.namespaces.remove(name) {
+                    self.targets.retain(|g, _| split_group_id(*g).0 != ns.id);
+                }
             }
             CatalogCommand::CreateSet { namespace, set } => {
                 if let Some(ns) = self.namespaces.get_mut(namespace) {
@@ -547,9 +637,61 @@ impl Catalog {
                     ns.sindexes.remove(name);
                 }
             }
+            CatalogCommand::SetRoster { namespace, nodes } => {
+                if let Some(ns) = self.namespaces.get_mut(namespace) {
+                    let mut nodes = nodes.clone();
+                    nodes.sort_unstable();
+                    ns.pending_roster = nodes;
+                }
+            }
+            CatalogCommand::Recluster => self.recluster(),
+            CatalogCommand::GroupMoved { group, replicas } => {
+                let (id, g) = split_group_id(*group);
+                if let Some(ns) = self.namespaces.values_mut().find(|n| n.id == id) {
+                    if let Some(slot) = ns.placement.get_mut(usize::from(g)) {
+                        *slot = replicas.clone();
+                    }
+                }
+                self.targets.remove(group);
+                self.moved.insert(*group);
+                *self.moves_done.entry(id).or_default() += 1;
+            }
         }
         self.version += 1;
         Ok(())
+    }
+
+    /// Activate every pending roster: each namespace's groups get targets from
+    /// [`crate::rebalance::rebalance`] of where they are headed (a move in progress is
+    /// re-planned from its target); a group whose target equals its placement stops moving.
+    fn recluster(&mut self) {
+        let mut cluster: BTreeSet<NodeId> = BTreeSet::new();
+        for ns in self.namespaces.values_mut() {
+            ns.roster = ns.pending_roster.clone();
+            cluster.extend(ns.roster.iter().copied());
+        }
+        let mut targets = BTreeMap::new();
+        for ns in self.namespaces.values() {
+            let heading: Vec<Vec<NodeId>> = (0..ns.settings.groups)
+                .map(|g| {
+                    self.targets
+                        .get(&ns.group_id(g))
+                        .cloned()
+                        .unwrap_or_else(|| ns.placement[usize::from(g)].clone())
+                })
+                .collect();
+            let next =
+                crate::rebalance::rebalance(&heading, &ns.roster, ns.settings.replication_factor);
+            for (g, replicas) in next.into_iter().enumerate() {
+                if replicas != ns.placement[g] {
+                    targets.insert(ns.group_id(g as u16), replicas);
+                }
+            }
+        }
+        self.targets = targets;
+        if !cluster.is_empty() {
+            self.roster = cluster.into_iter().collect();
+        }
     }
 
     fn add_namespace(&mut self, name: &str, settings: &NamespaceSettings) {
@@ -585,17 +727,35 @@ impl Catalog {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
-        let ((version, catalog), _): ((u32, Catalog), usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| format!("catalog cannot be decoded: {e}"))?;
-        if version != CATALOG_VERSION {
-            return Err(format!("catalog format version {version} is not supported"));
+        let cfg = bincode::config::standard();
+        let bad = |e: bincode::error::DecodeError| format!("catalog cannot be decoded: {e}");
+        let (version, _): (u32, usize) =
+            bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
+        match version {
+            CATALOG_VERSION => {
+                let ((_, catalog), _): ((u32, Catalog), usize) =
+                    bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
+                Ok(catalog)
+            }
+            1 => {
+                let ((_, v1), _): ((u32, CatalogV1), usize) =
+                    bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
+                Ok(Catalog {
+                    formed: v1.formed,
+                    roster: v1.roster,
+                    namespaces: v1.namespaces,
+                    next_namespace_id: v1.next_namespace_id,
+                    version: v1.version,
+                    ..Catalog::default()
+                })
+            }
+            v => Err(format!("catalog format version {v} is not supported")),
         }
-        Ok(catalog)
     }
 }
 
-const CATALOG_VERSION: u32 = 1;
+/// 2: rosters can change (targets, moved groups, moves per namespace).
+const CATALOG_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -759,5 +919,97 @@ mod tests {
         assert_eq!(p, vec![vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2]]);
         let shifted = place(&[1, 2, 3], 1, 3, 1);
         assert_eq!(shifted, vec![vec![2], vec![3], vec![1]]);
+    }
+
+    #[test]
+    fn rosters_recluster_and_moves() {
+        let mut c = formed(vec![1, 2, 3]);
+        let set = |nodes: Vec<NodeId>| CatalogCommand::SetRoster {
+            namespace: "test".into(),
+            nodes,
+        };
+        for bad in [vec![], vec![1, 1, 2, 4], vec![0, 1, 2], vec![1, 2]] {
+            assert_eq!(c.apply(&set(bad)).unwrap_err().code, ResultCode::Parameter);
+        }
+        c.apply(&set(vec![5, 4, 3, 2, 1])).unwrap();
+        let ns = c.namespace("test").unwrap();
+        assert_eq!(
+            (ns.roster.clone(), ns.pending_roster.clone()),
+            (vec![1, 2, 3], vec![1, 2, 3, 4, 5])
+        );
+        assert!(c.targets.is_empty());
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        let ns = c.namespace("test").unwrap().clone();
+        assert_eq!(ns.roster, vec![1, 2, 3, 4, 5]);
+        assert_eq!(c.roster, vec![1, 2, 3, 4, 5]);
+        assert!(!c.targets.is_empty());
+        assert_eq!(c.moving(Some(&ns)), c.targets.len());
+        // a stale or foreign move is refused; the target one commits and raises the regime
+        let (&g, target) = c
+            .targets
+            .iter()
+            .next()
+            .map(|(g, t)| (g, t.clone()))
+            .unwrap();
+        let stale = CatalogCommand::GroupMoved {
+            group: g,
+            replicas: vec![1, 2, 3],
+        };
+        assert_eq!(
+            c.apply(&stale).unwrap_err().code,
+            ResultCode::OpNotApplicable
+        );
+        let before = c.regime(&ns);
+        c.apply(&CatalogCommand::GroupMoved {
+            group: g,
+            replicas: target.clone(),
+        })
+        .unwrap();
+        let ns = c.namespace("test").unwrap().clone();
+        assert!(c.regime(&ns) > before);
+        assert_eq!(ns.placement[usize::from(split_group_id(g).1)], target);
+        assert!(c.moved.contains(&g) && !c.targets.contains_key(&g));
+        // reclustering again with the same roster keeps the remaining targets
+        let left = c.targets.clone();
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        assert_eq!(c.targets, left);
+        // back to three nodes: groups already on 1, 2, 3 stop moving
+        c.apply(&set(vec![1, 2, 3])).unwrap();
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        let ns = c.namespace("test").unwrap();
+        for (g, t) in &c.targets {
+            assert_ne!(&ns.placement[usize::from(split_group_id(*g).1)], t);
+            assert!(t.iter().all(|n| *n <= 3));
+        }
+        // dropping the namespace forgets its moves
+        c.apply(&CatalogCommand::DropNamespace {
+            name: "test".into(),
+        })
+        .unwrap();
+        assert!(c.targets.is_empty());
+    }
+
+    #[test]
+    fn a_version_1_catalog_still_decodes() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            formed: bool,
+            roster: &'a Vec<NodeId>,
+            namespaces: &'a BTreeMap<String, Namespace>,
+            next_namespace_id: u32,
+            version: u64,
+        }
+        let c = formed(vec![1, 2, 3]);
+        let v1 = V1 {
+            formed: c.formed,
+            roster: &c.roster,
+            namespaces: &c.namespaces,
+            next_namespace_id: c.next_namespace_id,
+            version: c.version,
+        };
+        let bytes = bincode::serde::encode_to_vec((1u32, v1), bincode::config::standard()).unwrap();
+        assert_eq!(Catalog::decode(&bytes).unwrap(), c);
+        let v9 = bincode::serde::encode_to_vec((9u32, 0u8), bincode::config::standard()).unwrap();
+        assert!(Catalog::decode(&v9).is_err());
     }
 }

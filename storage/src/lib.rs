@@ -16,6 +16,7 @@ pub mod exp;
 pub mod hll;
 pub mod index;
 pub mod log_store;
+pub mod rebalance;
 pub mod record;
 pub mod record_store;
 pub mod snapshot_file;

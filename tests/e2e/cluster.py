@@ -72,10 +72,12 @@ def wait_until(what, predicate, timeout=30.0, interval=0.1):
 
 
 class Cluster:
-    def __init__(self, tmpdir, nodes=3, extra_args=()):
+    def __init__(self, tmpdir, nodes=3, extra_args=(), spares=0):
+        """`nodes` form the cluster; `spares` more (ids nodes+1..) can join it later."""
         self.dir = str(tmpdir)
         self.n = nodes
-        self.base = free_base_port(span=10 * nodes + 3)
+        self.spares = spares
+        self.base = free_base_port(span=10 * (nodes + spares) + 3)
         self.extra = list(extra_args)
         self.procs = {}
 
@@ -90,7 +92,10 @@ class Cluster:
         os.makedirs(data, exist_ok=True)
         log = open(os.path.join(self.dir, f"n{i}.log"), "ab")
         args = [BINARY, "serve", "--node-id", str(i), "--port", str(self.port(i)), "--data-dir", data,
-                "--seeds", self.seeds(), "--bootstrap-expect", str(self.n)] + self.extra
+                "--seeds", self.seeds()] + self.extra
+        # The forming nodes expect each other; a spare only joins (no --bootstrap-expect).
+        if i <= self.n:
+            args += ["--bootstrap-expect", str(self.n)]
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
 
     def start_all(self):
@@ -177,7 +182,7 @@ class Cluster:
 
     def logs(self):
         out = []
-        for i in range(1, self.n + 1):
+        for i in range(1, self.n + self.spares + 1):
             path = os.path.join(self.dir, f"n{i}.log")
             if os.path.exists(path):
                 with open(path, "rb") as f:

@@ -146,7 +146,7 @@ fn namespace_map(node: &Node, ns: &Namespace, columns: Columns, claims: Claims) 
             }
         })
         .collect();
-    let regime = ns.regime();
+    let regime = node.catalog().regime(ns);
     let cols: Vec<Option<usize>> = groups
         .iter()
         .map(|g| column(g, me, |id| node.is_up(id), claims == Claims::Stand))

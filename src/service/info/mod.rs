@@ -9,6 +9,7 @@ mod cluster;
 mod logs;
 mod namespaces;
 mod node;
+mod roster;
 mod sets;
 pub mod sindex;
 mod stats;
@@ -66,6 +67,11 @@ pub const TABLE: &[(&str, Handler)] = &[
     ("peers-clear-alt", Handler::Now(cluster::peers)),
     ("services", Handler::Now(cluster::services)),
     ("services-alumni", Handler::Now(cluster::services)),
+    // strong-consistency rosters (roster.rs)
+    ("roster", Handler::Now(roster::roster)),
+    ("roster-set", Handler::Change(roster::roster_set)),
+    ("recluster", Handler::Change(roster::recluster)),
+    ("cluster-stable", Handler::Now(roster::cluster_stable)),
     // statistics (stats.rs)
     ("statistics", Handler::Now(stats::statistics)),
     // namespaces (namespaces.rs)

@@ -44,11 +44,14 @@ pub enum ResultCode {
     IndexNotReadable = 203,
     /// The namespace holds as many indexes as it may.
     IndexMaxCount = 206,
+    /// The cluster is changing (`cluster-stable`). Appended last: variants are serialized by
+    /// position.
+    ClusterKeyMismatch = 7,
 }
 
 impl ResultCode {
     /// Every code, for decoding.
-    const ALL: [ResultCode; 30] = [
+    const ALL: [ResultCode; 31] = [
         ResultCode::Ok,
         ResultCode::ServerError,
         ResultCode::NotFound,
@@ -79,6 +82,7 @@ impl ResultCode {
         ResultCode::IndexNotFound,
         ResultCode::IndexNotReadable,
         ResultCode::IndexMaxCount,
+        ResultCode::ClusterKeyMismatch,
     ];
 
     pub fn code(self) -> u8 {
@@ -100,6 +104,6 @@ mod tests {
         for c in ResultCode::ALL {
             assert_eq!(ResultCode::from_code(c.code()), Some(c));
         }
-        assert_eq!(ResultCode::from_code(7), None);
+        assert_eq!(ResultCode::from_code(8), None);
     }
 }

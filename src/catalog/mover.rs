@@ -1,0 +1,274 @@
+//! Carrying out the catalog's moves: each group with a target is moved by its own leader.
+//!
+//! For one group the leader: hands leadership to a staying replica if it is itself leaving;
+//! adds the new replicas as learners (they catch up by log or by snapshot); once they are
+//! close behind, changes the voters to the target through joint consensus (the group keeps
+//! serving throughout); then records the move in the catalog (`GroupMoved`), which is what
+//! lets a leaving replica delete its copy. Every step is re-derived from the group's and the
+//! catalog's state on each pass, so a move interrupted by a crash anywhere resumes or
+//! finishes from wherever it stopped. [`next_step`] is that decision, a pure function.
+
+use super::change::change;
+use crate::context::Context as Node;
+use raft::{GroupId, NodeId};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use storage::catalog::CatalogCommand;
+
+/// How often each node looks for moves to drive.
+const PERIOD: Duration = Duration::from_millis(300);
+/// A learner this close behind the leader may become a voter (it catches up the rest as a
+/// voter; requiring an exact match would wait forever under steady writes).
+const CATCH_UP_LAG: u64 = 100;
+
+/// What the leader of a moving group does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Record the finished move in the catalog.
+    Record,
+    /// This leader is leaving: hand leadership to this staying, caught-up voter.
+    HandOver(NodeId),
+    /// Start replicating to these new replicas as learners.
+    AddLearners(Vec<NodeId>),
+    /// Make the target the voters (joint consensus).
+    ChangeVoters,
+    /// Nothing to do yet (a new replica is down or still catching up).
+    Wait,
+}
+
+/// The state of one group as its leader sees it.
+pub struct GroupView<'a> {
+    pub me: NodeId,
+    pub voters: &'a BTreeSet<NodeId>,
+    /// Voters and learners.
+    pub members: &'a BTreeSet<NodeId>,
+    pub target: &'a BTreeSet<NodeId>,
+    pub is_up: &'a dyn Fn(NodeId) -> bool,
+    /// Entries a member is behind the leader (None: unknown).
+    pub lag: &'a dyn Fn(NodeId) -> Option<u64>,
+}
+
+pub fn next_step(v: &GroupView<'_>) -> Step {
+    if v.voters == v.target {
+        return Step::Record;
+    }
+    let close = |n: NodeId| (v.lag)(n).is_some_and(|l| l <= CATCH_UP_LAG);
+    if !v.target.contains(&v.me) {
+        let staying: Vec<NodeId> = v.target.intersection(v.voters).copied().collect();
+        if let Some(s) = staying
+            .iter()
+            .find(|n| (v.is_up)(**n) && (v.lag)(**n) == Some(0))
+        {
+            return Step::HandOver(*s);
+        }
+        if !staying.is_empty() {
+            return Step::Wait;
+        }
+        // Every replica is replaced: this leader drives the change and steps down after it.
+    }
+    let missing: Vec<NodeId> = v.target.difference(v.members).copied().collect();
+    if !missing.is_empty() {
+        return if missing.iter().all(|n| (v.is_up)(*n)) {
+            Step::AddLearners(missing)
+        } else {
+            Step::Wait
+        };
+    }
+    if v.target.difference(v.voters).all(|n| close(*n)) {
+        Step::ChangeVoters
+    } else {
+        Step::Wait
+    }
+}
+
+pub async fn run(node: Arc<Node>) {
+    let me = node.config.node_id;
+    let busy: Arc<Mutex<HashSet<GroupId>>> = Arc::default();
+    let mut changes = node.catalog_changes();
+    loop {
+        let _ = tokio::time::timeout(PERIOD, changes.changed()).await;
+        let catalog = node.catalog();
+        for (&group, target) in &catalog.targets {
+            if node.multi.status(group).and_then(|s| s.leader) != Some(me) {
+                continue;
+            }
+            {
+                let mut b = busy.lock().unwrap_or_else(|e| e.into_inner());
+                if b.len() >= node.config.max_moves || !b.insert(group) {
+                    continue;
+                }
+            }
+            let (node, busy, target) = (node.clone(), busy.clone(), target.clone());
+            tokio::spawn(async move {
+                if let Err(e) = drive(&node, group, &target).await {
+                    tracing::warn!(node = me, group, error = %e, "moving the group failed; retrying");
+                }
+                busy.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&group);
+            });
+        }
+    }
+}
+
+/// Take one group as far toward `target` as it can go now.
+async fn drive(node: &Node, group: GroupId, target: &[NodeId]) -> anyhow::Result<()> {
+    let me = node.config.node_id;
+    let target: BTreeSet<NodeId> = target.iter().copied().collect();
+    // Bounded: each pass either advances one step or stops.
+    for _ in 0..8 {
+        let Some(status) = node.multi.status(group) else {
+            return Ok(());
+        };
+        if status.leader != Some(me) {
+            return Ok(());
+        }
+        let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
+        let members = node.multi.members(group);
+        let is_up = |n: NodeId| node.is_up(n);
+        let lag = |n: NodeId| node.multi.replication_lag(group, n);
+        let step = next_step(&GroupView {
+            me,
+            voters: &voters,
+            members: &members,
+            target: &target,
+            is_up: &is_up,
+            lag: &lag,
+        });
+        tracing::debug!(node = me, group, ?step, "moving");
+        match step {
+            Step::Wait => return Ok(()),
+            Step::HandOver(to) => {
+                tracing::info!(
+                    node = me,
+                    group,
+                    to,
+                    "leaving the group: handing leadership over"
+                );
+                node.multi.transfer_leader(group, to).await?;
+                return Ok(());
+            }
+            Step::AddLearners(nodes) => {
+                for n in nodes {
+                    tracing::info!(node = me, group, learner = n, "adding a replica as learner");
+                    node.multi.add_learner(group, n).await?;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Step::ChangeVoters => {
+                tracing::info!(node = me, group, voters = ?target, "changing voters (joint consensus)");
+                node.multi.change_membership(group, target.clone()).await?;
+            }
+            Step::Record => {
+                let strays: BTreeSet<NodeId> = members.difference(&target).copied().collect();
+                if !strays.is_empty() {
+                    node.multi.remove_learners(group, strays).await?;
+                }
+                let replicas = node
+                    .catalog()
+                    .targets
+                    .get(&group)
+                    .cloned()
+                    .unwrap_or_default();
+                if replicas.is_empty() {
+                    return Ok(());
+                }
+                change(node, CatalogCommand::GroupMoved { group, replicas })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("recording the move: {e}"))?;
+                tracing::info!(node = me, group, "move recorded");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[NodeId]) -> BTreeSet<NodeId> {
+        v.iter().copied().collect()
+    }
+
+    fn step(
+        me: NodeId,
+        voters: &[NodeId],
+        members: &[NodeId],
+        target: &[NodeId],
+        down: &[NodeId],
+        behind: &[(NodeId, u64)],
+    ) -> Step {
+        let (voters, members, target) = (set(voters), set(members), set(target));
+        let is_up = |n: NodeId| !down.contains(&n);
+        let lag = |n: NodeId| {
+            members
+                .contains(&n)
+                .then(|| behind.iter().find(|(m, _)| *m == n).map_or(0, |(_, l)| *l))
+        };
+        next_step(&GroupView {
+            me,
+            voters: &voters,
+            members: &members,
+            target: &target,
+            is_up: &is_up,
+            lag: &lag,
+        })
+    }
+
+    #[test]
+    fn a_move_goes_learner_then_voters_then_record() {
+        // 1,2,3 → 1,2,4 led by 1
+        assert_eq!(
+            step(1, &[1, 2, 3], &[1, 2, 3], &[1, 2, 4], &[], &[]),
+            Step::AddLearners(vec![4])
+        );
+        assert_eq!(
+            step(1, &[1, 2, 3], &[1, 2, 3], &[1, 2, 4], &[4], &[]),
+            Step::Wait
+        );
+        assert_eq!(
+            step(1, &[1, 2, 3], &[1, 2, 3, 4], &[1, 2, 4], &[], &[(4, 5000)]),
+            Step::Wait
+        );
+        assert_eq!(
+            step(1, &[1, 2, 3], &[1, 2, 3, 4], &[1, 2, 4], &[], &[(4, 20)]),
+            Step::ChangeVoters
+        );
+        assert_eq!(
+            step(1, &[1, 2, 4], &[1, 2, 4], &[1, 2, 4], &[], &[]),
+            Step::Record
+        );
+    }
+
+    #[test]
+    fn a_leaving_leader_hands_over_first() {
+        assert_eq!(
+            step(3, &[1, 2, 3], &[1, 2, 3], &[1, 2, 4], &[], &[]),
+            Step::HandOver(1)
+        );
+        assert_eq!(
+            step(3, &[1, 2, 3], &[1, 2, 3], &[1, 2, 4], &[1], &[]),
+            Step::HandOver(2)
+        );
+        assert_eq!(
+            step(
+                3,
+                &[1, 2, 3],
+                &[1, 2, 3],
+                &[1, 2, 4],
+                &[],
+                &[(1, 3), (2, 9)]
+            ),
+            Step::Wait
+        );
+        // every replica replaced: the leaving leader drives it
+        assert_eq!(
+            step(1, &[1], &[1], &[2], &[], &[]),
+            Step::AddLearners(vec![2])
+        );
+        assert_eq!(step(1, &[1], &[1, 2], &[2], &[], &[]), Step::ChangeVoters);
+    }
+}

@@ -1,0 +1,185 @@
+"""Operator-driven membership through the roster commands, against real processes, under a
+writer that records every acknowledged write: grow 3→5 and shrink 5→3, replace a node, kill
+-9 a group leader while groups move, restart every node mid-rebalance. Afterwards every
+acknowledged write reads back, and a removed node holds no data group any more."""
+
+import threading
+import time
+
+import aerospike
+import pytest
+
+from cluster import Cluster, info, wait_until
+
+NS, SET = "test", "members"
+
+
+class Writer:
+    """Writes key i = {"v": i} for i = 0, 1, ...; remembers which writes were acknowledged
+    and the longest stretch in which every write failed."""
+
+    def __init__(self, cluster, seed):
+        self.client = cluster.client(seed=seed, total_timeout=3000, max_retries=2)
+        self.acked = []
+        self.stop = threading.Event()
+        self.longest_gap = 0.0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        i = 0
+        failing_since = None
+        while not self.stop.is_set():
+            try:
+                self.client.put((NS, SET, i), {"v": i})
+                self.acked.append(i)
+                if failing_since is not None:
+                    self.longest_gap = max(self.longest_gap, time.monotonic() - failing_since)
+                    failing_since = None
+            except aerospike.exception.AerospikeError:
+                failing_since = failing_since or time.monotonic()
+                time.sleep(0.01)
+            i += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def wait_observed(cluster, nodes):
+    """Every live node (joining ones too: they follow the catalog) sees `nodes`."""
+    want = "observed_nodes=" + ",".join(f"{n:X}" for n in sorted(nodes, reverse=True))
+    wait_until(f"nodes {nodes} observed", lambda: all(
+        want in info(cluster.port(i), f"roster:namespace={NS}") for i in cluster.live()))
+
+
+def roster_set(cluster, via, nodes):
+    ids = ",".join(f"{n:X}" for n in nodes)
+    assert info(cluster.port(via), f"roster-set:namespace={NS};nodes={ids}") == "ok"
+    assert info(cluster.port(via), "recluster:") == "ok"
+
+
+def wait_stable(cluster, timeout=90.0):
+    """Every live node answers cluster-stable with the same key."""
+    def stable():
+        keys = {info(cluster.port(i), "cluster-stable:") for i in cluster.live()}
+        return len(keys) == 1 and not next(iter(keys)).startswith("ERROR")
+    wait_until("a stable cluster", stable, timeout=timeout, interval=0.25)
+
+
+def data_groups(cluster, i):
+    stats = dict(kv.split("=", 1) for kv in info(cluster.port(i), "statistics").split(";"))
+    return int(stats["raft_groups"]) - 1  # minus the metadata group
+
+
+def check_acked(cluster, writer, seed):
+    assert len(writer.acked) > 50, "the writer made no progress"
+    client = cluster.client(seed=seed, total_timeout=5000, max_retries=3)
+    try:
+        missing = []
+        for k in writer.acked:
+            try:
+                _, _, bins = client.get((NS, SET, k))
+                if bins.get("v") != k:
+                    missing.append(k)
+            except aerospike.exception.RecordNotFound:
+                missing.append(k)
+        assert not missing, f"acknowledged writes lost: {missing[:20]} ({len(missing)})"
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path, nodes=3, spares=2)
+    c.start_all()
+    yield c
+    c.stop_all()
+
+
+def test_roster_answers_and_refusals(cluster):
+    cluster.start(4)
+    wait_observed(cluster, [1, 2, 3, 4])
+    assert info(cluster.port(4), f"roster:namespace={NS}") == \
+        "roster=3,2,1:pending_roster=3,2,1:observed_nodes=4,3,2,1"
+    assert info(cluster.port(1), "roster:") == \
+        f"ns={NS}:roster=3,2,1:pending_roster=3,2,1:observed_nodes=4,3,2,1"
+    # node 4 is not on the roster: it holds nothing
+    assert data_groups(cluster, 4) == 0
+    assert info(cluster.port(1), "roster-set:namespace=test").startswith("ERROR:4:missing 'nodes'")
+    assert info(cluster.port(1), "roster-set:namespace=test;nodes=1,2").startswith("ERROR:4:")
+    assert info(cluster.port(1), "roster-set:namespace=test;nodes=1,x,3").startswith("ERROR:4:")
+    assert info(cluster.port(1), "roster-set:namespace=nope;nodes=1,2,3").startswith("ERROR:20:")
+    assert info(cluster.port(1), "cluster-stable:size=9").startswith(
+        "ERROR:7:cluster not specified size")
+    assert info(cluster.port(1), "cluster-stable:size=x") == "ERROR:4:bad size"
+    wait_stable(cluster)
+    # a stored roster is pending until recluster
+    assert info(cluster.port(2), "roster-set:namespace=test;nodes=1,2,3,4") == "ok"
+    assert info(cluster.port(2), f"roster:namespace={NS}").startswith(
+        "roster=3,2,1:pending_roster=4,3,2,1:")
+    wait_until("node 3 applied it", lambda: info(cluster.port(3), f"roster:namespace={NS}")
+               .startswith("roster=3,2,1:pending_roster=4,3,2,1:"))
+
+
+def test_grow_to_five_and_shrink_back_under_writes(cluster):
+    cluster.start(4)
+    cluster.start(5)
+    wait_observed(cluster, [1, 2, 3, 4, 5])
+    with Writer(cluster, seed=1) as w:
+        time.sleep(1)
+        roster_set(cluster, 5, [1, 2, 3, 4, 5])
+        wait_stable(cluster)
+        grown = [data_groups(cluster, i) for i in range(1, 6)]
+        # 16 groups × 3 replicas over 5 nodes: 9 or 10 each
+        assert all(9 <= g <= 10 for g in grown), grown
+        time.sleep(1)
+        roster_set(cluster, 2, [1, 2, 3])
+        wait_stable(cluster)
+        time.sleep(1)
+    # stable means every node holds exactly its placement: the removed ones nothing
+    assert [data_groups(cluster, i) for i in range(1, 6)] == [16, 16, 16, 0, 0]
+    check_acked(cluster, w, seed=1)
+    print(f"longest write gap during the changes: {w.longest_gap:.2f}s")
+
+
+def test_replace_a_node_while_a_leader_is_killed(cluster):
+    cluster.start(4)
+    wait_observed(cluster, [1, 2, 3, 4])
+    with Writer(cluster, seed=2) as w:
+        time.sleep(1)
+        # replace node 3 by node 4, and kill -9 node 1 (it leads groups) while groups move
+        roster_set(cluster, 2, [1, 2, 4])
+        time.sleep(0.3)
+        cluster.kill(1)
+        time.sleep(2)
+        cluster.start(1)
+        wait_stable(cluster)
+        time.sleep(1)
+    assert data_groups(cluster, 3) == 0
+    check_acked(cluster, w, seed=2)
+
+
+def test_restart_every_node_mid_rebalance(cluster):
+    cluster.start(4)
+    cluster.start(5)
+    wait_observed(cluster, [1, 2, 3, 4, 5])
+    client = cluster.client(seed=1)
+    for k in range(300):
+        client.put((NS, SET, k), {"v": k})
+    client.close()
+    roster_set(cluster, 1, [1, 2, 3, 4, 5])
+    time.sleep(0.5)
+    for i in cluster.live():
+        cluster.kill(i)
+    for i in range(1, 6):
+        cluster.start(i)
+    wait_stable(cluster)
+
+    class Done:
+        acked = list(range(300))
+    check_acked(cluster, Done, seed=4)
+    assert sum(data_groups(cluster, i) for i in range(1, 6)) == 48
