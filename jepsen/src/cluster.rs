@@ -49,8 +49,12 @@ const DEFAULT_NODE_LOG: &str = "info,openraft=warn,sled=warn";
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
-    /// Number of nodes (3 or 5 in practice).
+    /// Number of nodes that form the cluster (3 or 5 in practice).
     pub nodes: usize,
+    /// Spare nodes started after the cluster formed, without `--bootstrap-expect`: they
+    /// join without data until a roster change (the membership nemesis) takes them in. They
+    /// follow the forming nodes in numbering.
+    pub spares: usize,
     /// The `strato` binary.
     pub binary: PathBuf,
     /// Per-node data dirs and logs go under here (`n1/`, `n2/`, ...).
@@ -66,6 +70,7 @@ impl ClusterSpec {
     pub fn new(nodes: usize, binary: impl Into<PathBuf>, dir: impl Into<PathBuf>) -> Self {
         ClusterSpec {
             nodes,
+            spares: 0,
             binary: binary.into(),
             dir: dir.into(),
             extra_args: Vec::new(),
@@ -211,9 +216,10 @@ impl Cluster {
             if !removed.is_empty() {
                 info!(?removed, "removed stale networks of earlier runs");
             }
-            let net = Network::create(spec.nodes)?;
+            let total = spec.nodes + spec.spares;
+            let net = Network::create(total)?;
             let mut cluster = Cluster {
-                procs: (0..spec.nodes)
+                procs: (0..total)
                     .map(|_| NodeProc {
                         child: None,
                         paused: false,
@@ -225,10 +231,14 @@ impl Cluster {
                 torn_down: false,
                 watched: vec![STARTUP_NAMESPACE.to_string()],
             };
-            for i in 0..cluster.spec.nodes {
+            for i in 0..total {
                 std::fs::create_dir_all(cluster.data_dir(i)).with_context(|| {
                     format!("creating data dir {}", cluster.data_dir(i).display())
                 })?;
+            }
+            // Spares start once the cluster formed, so a forming node never counts one
+            // among the nodes it forms with.
+            for i in 0..cluster.spec.nodes {
                 cluster.spawn(i)?;
             }
             let t = Instant::now();
@@ -247,6 +257,12 @@ impl Cluster {
                     tails.join("\n")
                 )));
             }
+            for i in cluster.spec.nodes..total {
+                cluster.spawn(i)?;
+            }
+            if total > cluster.spec.nodes {
+                cluster.wait_ready(DEFAULT_READY_TIMEOUT).await?;
+            }
             info!(
                 run_id = cluster.net.run_id(),
                 elapsed = ?t.elapsed(),
@@ -264,8 +280,9 @@ impl Cluster {
     }
 
     /// Number of nodes.
+    /// Every node, spares included.
     pub fn nodes(&self) -> usize {
-        self.spec.nodes
+        self.spec.nodes + self.spec.spares
     }
 
     /// The private network (names, addresses, delays).
@@ -335,10 +352,12 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir(i))
             .arg("--seeds")
-            .arg(seeds.join(","))
-            .arg("--bootstrap-expect")
-            .arg(self.nodes().to_string())
-            .args(&self.spec.extra_args);
+            .arg(seeds.join(","));
+        if i < self.spec.nodes {
+            cmd.arg("--bootstrap-expect")
+                .arg(self.spec.nodes.to_string());
+        }
+        cmd.args(&self.spec.extra_args);
         let log = std::env::var("STRATO_NODE_LOG").unwrap_or_else(|_| DEFAULT_NODE_LOG.into());
         cmd.env("RUST_LOG", log).env("NO_COLOR", "1");
         cmd

@@ -40,9 +40,13 @@ enum Cmd {
         /// workload writes there beside the namespaces c0..c3 it creates and drops.
         #[arg(long, default_value = jepsen::workload::DEFAULT_NAMESPACE)]
         namespace: String,
-        /// Comma-separated faults: partition, kill, pause, all, none.
+        /// Comma-separated faults: partition, kill, pause, membership, all, none.
         #[arg(long, default_value = "partition")]
         nemesis: String,
+        /// Spare nodes started after the cluster formed, which the membership nemesis adds
+        /// to and swaps into the roster [default: 2 with membership faults, else 0].
+        #[arg(long)]
+        spares: Option<usize>,
         /// Seconds of load (faults included).
         #[arg(long, default_value_t = 60)]
         time_limit: u64,
@@ -101,6 +105,7 @@ fn real_main() -> anyhow::Result<i32> {
         base_port,
         check_budget,
         snapshot_every,
+        spares,
     } = Cli::parse().command;
     anyhow::ensure!(
         !(workload == Workload::Catalog && catalog::POOL.contains(&namespace.as_str())),
@@ -114,8 +119,11 @@ fn real_main() -> anyhow::Result<i32> {
         binary.display()
     );
     let faults = Fault::parse_list(&nemesis)?;
+    let membership = faults.iter().any(|f| f.class() == "membership");
+    let spares = spares.unwrap_or(if membership { 2 } else { 0 });
     let opts = Options {
         nodes,
+        spares,
         workload,
         namespace: namespace.clone(),
         faults,
@@ -147,7 +155,7 @@ fn real_main() -> anyhow::Result<i32> {
         }
     })?;
     let meta = serde_json::json!({
-        "nodes": nodes, "workload": workload, "namespace": namespace, "nemesis": nemesis,
+        "nodes": nodes, "spares": spares, "workload": workload, "namespace": namespace, "nemesis": nemesis,
         "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
         "snapshot_every": snapshot_every,

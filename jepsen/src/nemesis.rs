@@ -47,11 +47,18 @@ pub enum Fault {
     Pause,
     /// SIGSTOP a node that masters partitions.
     PauseLeader,
+    /// Put a spare node (observed, not on the roster) on every namespace's roster and
+    /// recluster, through the info commands an operator uses. Not undone: the roster moves on.
+    MemberAdd,
+    /// Take a random node off every roster (while the roster is larger than 3) and recluster.
+    MemberRemove,
+    /// Replace a random roster node by a spare in one roster change and recluster.
+    MemberReplace,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 11] = [
         Fault::PartitionHalves,
         Fault::PartitionIsolateLeader,
         Fault::PartitionMajorityRing,
@@ -60,6 +67,9 @@ impl Fault {
         Fault::KillAll,
         Fault::Pause,
         Fault::PauseLeader,
+        Fault::MemberAdd,
+        Fault::MemberRemove,
+        Fault::MemberReplace,
     ];
 
     /// Kebab-case name (also accepted by [`Fault::parse_list`]).
@@ -73,10 +83,14 @@ impl Fault {
             Fault::KillAll => "kill-all",
             Fault::Pause => "pause",
             Fault::PauseLeader => "pause-leader",
+            Fault::MemberAdd => "member-add",
+            Fault::MemberRemove => "member-remove",
+            Fault::MemberReplace => "member-replace",
         }
     }
 
-    /// Fault class: `partition`, `kill` or `pause` (the [`NemesisEvent::kind`]).
+    /// Fault class: `partition`, `kill`, `pause` or `membership` (the
+    /// [`NemesisEvent::kind`]).
     pub fn class(self) -> &'static str {
         match self {
             Fault::PartitionHalves
@@ -84,17 +98,20 @@ impl Fault {
             | Fault::PartitionMajorityRing => "partition",
             Fault::Kill | Fault::KillLeader | Fault::KillAll => "kill",
             Fault::Pause | Fault::PauseLeader => "pause",
+            Fault::MemberAdd | Fault::MemberRemove | Fault::MemberReplace => "membership",
         }
     }
 
     /// Parse a CLI list like `partition,kill,pause`: a class name enables every fault of the
-    /// class, `all` everything, `none` (or an empty string) nothing; single faults are
+    /// class, `all` every partition, kill and pause fault (add `membership` for roster
+    /// changes), `none` (or an empty string) nothing; single faults are
     /// accepted by [`Fault::name`] too. The result is sorted and de-duplicated.
     pub fn parse_list(list: &str) -> Result<Vec<Fault>> {
         let mut out = BTreeSet::new();
         for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
-                "all" => out.extend(Fault::ALL),
+                // `all` is every crash fault; roster changes are asked for by name.
+                "all" => out.extend(Fault::ALL.into_iter().filter(|f| f.class() != "membership")),
                 "none" => {}
                 _ => {
                     let matching: Vec<Fault> = Fault::ALL
@@ -103,8 +120,8 @@ impl Fault {
                         .collect();
                     if matching.is_empty() {
                         bail!(
-                            "unknown fault {word:?}: expected partition, kill, pause, all, none \
-                             or one of {}",
+                            "unknown fault {word:?}: expected partition, kill, pause, \
+                             membership, all, none or one of {}",
                             Fault::ALL.map(Fault::name).join(", ")
                         );
                     }
@@ -310,6 +327,8 @@ fn choose_faults(rng: &mut StdRng, faults: &[Fault], combine: f64) -> Vec<Fault>
 /// How to undo an applied fault.
 #[derive(Debug, Clone)]
 enum Undo {
+    /// Nothing to undo (a roster change stays).
+    Nothing,
     Heal,
     Restart(usize),
     RestartAll(Vec<usize>),
@@ -463,6 +482,10 @@ async fn apply(
                 }
             }
         }
+        Fault::MemberAdd | Fault::MemberRemove | Fault::MemberReplace => {
+            let detail = change_roster(cluster, fault, rng, busy).await?;
+            (Undo::Nothing, detail)
+        }
         Fault::KillAll => {
             let pool = candidates(cluster, busy);
             if pool.is_empty() {
@@ -515,6 +538,101 @@ async fn apply(
     })
 }
 
+/// The smallest roster the nemesis leaves (the replication factor).
+const MIN_ROSTER: usize = 3;
+
+/// Node ids of an info node list (`null`, or uppercase hex separated by commas).
+pub fn parse_node_list(list: &str) -> Vec<u64> {
+    if list == "null" {
+        return Vec::new();
+    }
+    list.split(',')
+        .filter_map(|id| u64::from_str_radix(id.split('@').next().unwrap_or(id), 16).ok())
+        .collect()
+}
+
+/// Each namespace's `(roster, observed_nodes)` from a `roster:` answer.
+pub fn parse_rosters(answer: &str) -> BTreeMap<String, (Vec<u64>, Vec<u64>)> {
+    let mut out = BTreeMap::new();
+    for ns in answer.split(';').filter(|s| !s.is_empty()) {
+        let fields: BTreeMap<&str, &str> =
+            ns.split(':').filter_map(|kv| kv.split_once('=')).collect();
+        if let Some(name) = fields.get("ns") {
+            out.insert(
+                name.to_string(),
+                (
+                    parse_node_list(fields.get("roster").unwrap_or(&"null")),
+                    parse_node_list(fields.get("observed_nodes").unwrap_or(&"null")),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Change every namespace's roster as `fault` says, through a random running node, with the
+/// operator's commands (`roster:`, `roster-set:`, `recluster:`). The nodes added must be up
+/// (observed); a removal keeps at least [`MIN_ROSTER`] nodes.
+async fn change_roster(
+    cluster: &mut Cluster,
+    fault: Fault,
+    rng: &mut StdRng,
+    busy: &BTreeSet<usize>,
+) -> Result<String> {
+    let pool = candidates(cluster, busy);
+    let &via = pool
+        .choose(rng)
+        .context("no running node to send roster commands to")?;
+    let rosters = parse_rosters(&cluster.info(via, "roster:").await?);
+    let (_, (roster, observed)) = rosters.iter().next().context("no namespace listed")?;
+    let running: BTreeSet<u64> = pool.iter().map(|&i| Cluster::node_id(i)).collect();
+    let spares: Vec<u64> = observed
+        .iter()
+        .copied()
+        .filter(|n| !roster.contains(n) && running.contains(n))
+        .collect();
+    let mut next = roster.clone();
+    let what = match fault {
+        Fault::MemberAdd => {
+            let &add = spares.choose(rng).context("no spare node is up")?;
+            next.push(add);
+            format!("add n{add}")
+        }
+        Fault::MemberRemove => {
+            if roster.len() <= MIN_ROSTER {
+                bail!("the roster has only {} nodes", roster.len());
+            }
+            let &gone = roster.choose(rng).context("empty roster")?;
+            next.retain(|n| *n != gone);
+            format!("remove n{gone}")
+        }
+        _ => {
+            let &add = spares.choose(rng).context("no spare node is up")?;
+            let &gone = roster.choose(rng).context("empty roster")?;
+            next.retain(|n| *n != gone);
+            next.push(add);
+            format!("replace n{gone} by n{add}")
+        }
+    };
+    let ids: Vec<String> = next.iter().map(|n| format!("{n:X}")).collect();
+    for ns in rosters.keys() {
+        let cmd = format!("roster-set:namespace={ns};nodes={}", ids.join(","));
+        let answer = cluster.info(via, &cmd).await?;
+        if answer != "ok" {
+            bail!("{cmd} answered {answer}");
+        }
+    }
+    let answer = cluster.info(via, "recluster:").await?;
+    if answer != "ok" {
+        bail!("recluster: answered {answer}");
+    }
+    Ok(format!(
+        "{what} (roster now {}; sent to {})",
+        ids.join(","),
+        Cluster::node_name(via)
+    ))
+}
+
 /// Apply a partition; if it fails half-way, heal so no stray rule outlives the attempt.
 fn partition_or_heal(
     cluster: &mut Cluster,
@@ -531,6 +649,7 @@ fn partition_or_heal(
 
 async fn undo(cluster: &mut Cluster, undo: &Undo) -> Result<()> {
     match *undo {
+        Undo::Nothing => Ok(()),
         Undo::Heal => cluster.heal(),
         Undo::Restart(i) => cluster.restart(i).await,
         Undo::RestartAll(ref nodes) => {
@@ -549,7 +668,11 @@ mod tests {
 
     #[test]
     fn parses_fault_lists() {
-        assert_eq!(Fault::parse_list("all").unwrap(), Fault::ALL.to_vec());
+        assert_eq!(Fault::parse_list("all").unwrap(), Fault::ALL[..8].to_vec());
+        assert_eq!(
+            Fault::parse_list("all,membership").unwrap(),
+            Fault::ALL.to_vec()
+        );
         assert_eq!(Fault::parse_list("").unwrap(), vec![]);
         assert_eq!(Fault::parse_list("none").unwrap(), vec![]);
         assert_eq!(

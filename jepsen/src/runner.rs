@@ -21,6 +21,8 @@ use strato::client::{Connection, ReadMode};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nodes: usize,
+    /// Spare nodes for the membership nemesis (see [`ClusterSpec::spares`]).
+    pub spares: usize,
     pub workload: Workload,
     /// The namespace the workload runs in. Anything but [`STARTUP_NAMESPACE`] is created at
     /// run time once the cluster is ready, and readiness is judged on it from then on.
@@ -93,6 +95,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let mut spec = ClusterSpec::new(opts.nodes, &opts.binary, opts.out.join("cluster"));
     spec.base_port = opts.base_port;
+    spec.spares = opts.spares;
     spec.extra_args = vec![
         "--groups".into(),
         GROUPS.to_string(),
