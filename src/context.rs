@@ -104,6 +104,17 @@ impl Context {
     }
 
     /// Whether gossip currently sees `id` alive (this node always is).
+    /// Nodes in the cluster as gossip sees them, this one included.
+    pub fn cluster_size(&self) -> usize {
+        let me = self.config.node_id;
+        1 + self
+            .members
+            .borrow()
+            .values()
+            .filter(|m| m.up && m.node_id != me)
+            .count()
+    }
+
     pub fn is_up(&self, id: NodeId) -> bool {
         id == self.config.node_id || self.members.borrow().get(&id).is_some_and(|m| m.up)
     }

@@ -134,6 +134,10 @@ def test_grow_to_five_and_shrink_back_under_writes(cluster):
         roster_set(cluster, 5, [1, 2, 3, 4, 5])
         wait_stable(cluster)
         grown = [data_groups(cluster, i) for i in range(1, 6)]
+        figures = dict(kv.split("=", 1) for kv in info(cluster.port(4), f"namespace/{NS}").split(";"))
+        assert (figures["ns_cluster_size"], figures["cluster_size"]) == ("5", "5")
+        assert figures["migrate_partitions_remaining"] == "0"
+        assert figures["unavailable_partitions"] == "0"
         # 16 groups × 3 replicas over 5 nodes: 9 or 10 each
         assert all(9 <= g <= 10 for g in grown), grown
         time.sleep(1)

@@ -9,7 +9,7 @@ mod cluster;
 mod logs;
 mod namespaces;
 mod node;
-mod roster;
+pub mod roster;
 mod sets;
 pub mod sindex;
 mod stats;

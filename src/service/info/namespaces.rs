@@ -55,8 +55,14 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
     };
     let counts = namespace_counts(node, ns);
     let cluster_size = ns.roster.iter().filter(|id| node.is_up(**id)).count();
+    let moves = super::roster::figures(&catalog, ns, |id| node.is_up(id));
     let figures = [
         ("ns_cluster_size", cluster_size.to_string()),
+        ("cluster_size", node.cluster_size().to_string()),
+        (
+            "migrate_partitions_remaining",
+            moves.migrate_partitions_remaining.to_string(),
+        ),
         (
             "effective_replication_factor",
             ns.effective_replication_factor().to_string(),
@@ -69,7 +75,10 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
         ("prole_tombstones", "0".into()),
         ("non_replica_objects", "0".into()),
         ("dead_partitions", "0".into()),
-        ("unavailable_partitions", "0".into()),
+        (
+            "unavailable_partitions",
+            moves.unavailable_partitions.to_string(),
+        ),
         ("stop_writes", "false".into()),
         ("current_time", node.clock.now_since_2010().to_string()),
         ("data_used_bytes", counts.bytes.to_string()),

@@ -207,9 +207,71 @@ fn holds_its_placement(node: &Node, catalog: &Catalog) -> bool {
     plan.remove.is_empty() && plan.wanted.iter().all(|w| present.contains(&w.group))
 }
 
+/// Partitions a group of a namespace with `groups` groups serves (partition p belongs to
+/// group p mod groups).
+fn partitions_of(groups: u16, g: u16) -> usize {
+    let (n, groups) = (
+        usize::from(storage::record::PARTITIONS),
+        usize::from(groups.max(1)),
+    );
+    n / groups + usize::from(usize::from(g) < n % groups)
+}
+
+/// A namespace's movement and availability figures, as this node sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Partitions whose group is still moving to new replicas.
+    pub migrate_partitions_remaining: usize,
+    /// Partitions whose group has no live majority of its replicas (gossip's view).
+    pub unavailable_partitions: usize,
+}
+
+pub fn figures(catalog: &Catalog, ns: &Namespace, is_up: impl Fn(NodeId) -> bool) -> Figures {
+    let mut f = Figures::default();
+    for g in 0..ns.settings.groups {
+        let parts = partitions_of(ns.settings.groups, g);
+        if catalog.targets.contains_key(&ns.group_id(g)) {
+            f.migrate_partitions_remaining += parts;
+        }
+        let voters = &ns.placement[usize::from(g)];
+        let up = voters.iter().filter(|n| is_up(**n)).count();
+        if up * 2 <= voters.len() {
+            f.unavailable_partitions += parts;
+        }
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_count_moving_and_quorumless_partitions() {
+        use storage::catalog::{CatalogCommand, NamespaceSettings};
+        assert_eq!((0..16).map(|g| partitions_of(16, g)).sum::<usize>(), 4096);
+        assert_eq!((0..7).map(|g| partitions_of(7, g)).sum::<usize>(), 4096);
+        let mut c = Catalog::default();
+        c.apply(&CatalogCommand::Form {
+            roster: vec![1, 2, 3],
+            namespaces: vec![("test".into(), NamespaceSettings::default())],
+        })
+        .unwrap();
+        let ns = c.namespace("test").unwrap().clone();
+        assert_eq!(figures(&c, &ns, |_| true), Figures::default());
+        // two of three replicas down: every partition unavailable; one down: none
+        assert_eq!(figures(&c, &ns, |n| n == 1).unavailable_partitions, 4096);
+        assert_eq!(figures(&c, &ns, |n| n != 1).unavailable_partitions, 0);
+        c.apply(&CatalogCommand::SetRoster {
+            namespace: "test".into(),
+            nodes: vec![1, 2, 3, 4],
+        })
+        .unwrap();
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        let moving = figures(&c, &ns, |_| true).migrate_partitions_remaining;
+        assert_eq!(moving, c.targets.len() * 256);
+        assert!(moving > 0);
+    }
 
     #[test]
     fn node_lists_print_as_aerospike_does() {

@@ -59,8 +59,18 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         .values()
         .map(|ns| namespace_counts(node, ns).master)
         .sum();
-    let members = node.members.borrow();
-    let cluster_size = members.values().filter(|m| m.up).count();
+    let cluster_size = node.cluster_size();
+    let moves = catalog
+        .namespaces
+        .values()
+        .map(|ns| super::roster::figures(&catalog, ns, |id| node.is_up(id)))
+        .fold((0, 0), |(m, u), f| {
+            (
+                m + f.migrate_partitions_remaining,
+                u + f.unavailable_partitions,
+            )
+        });
+    let ns_cluster_size = catalog.roster.iter().filter(|id| node.is_up(**id)).count();
     let wal = node.log_stats();
     let groups = node.multi.groups();
     let leaders = groups
@@ -69,6 +79,9 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         .count();
     Ok([
         ("cluster_size", cluster_size as u64),
+        ("ns_cluster_size", ns_cluster_size as u64),
+        ("migrate_partitions_remaining", moves.0 as u64),
+        ("unavailable_partitions", moves.1 as u64),
         ("uptime", node.started.elapsed().as_secs()),
         ("objects", objects),
         ("namespaces", catalog.namespaces.len() as u64),
