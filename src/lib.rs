@@ -5,7 +5,10 @@
 //! - [`protocol`] is the Aerospike wire codec (pure, no I/O besides the frame reader).
 //! - [`fabric`] carries Raft RPCs and forwarded requests between nodes.
 //! - [`cluster`] holds gossip discovery and the roster/placement of groups.
+//! - [`catalog`] follows the replicated catalog: formation, hosting groups, moving them.
+//! - [`admin`] is `strato admin`, the roster workflow for operators.
 
+pub mod admin;
 pub mod balance;
 pub mod bench;
 pub mod catalog;

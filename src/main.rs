@@ -47,6 +47,8 @@ enum Cmd {
     /// Drive a Strato cluster (or etcd, with the `etcd` feature) with an asbench/YCSB-style
     /// workload and report throughput and latency percentiles.
     Bench(strato::bench::BenchArgs),
+    /// Operate the cluster: status, rosters (show, add, remove, set), recluster --wait.
+    Admin(strato::admin::AdminArgs),
 }
 
 /// Flags of `strato serve`. Each overrides the same key of `--config FILE`, which overrides
@@ -179,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
         Cmd::Bench(a) => rt.block_on(strato::bench::run(a)),
+        Cmd::Admin(a) => rt.block_on(strato::admin::run(a)),
     }
 }
 

@@ -541,35 +541,6 @@ async fn apply(
 /// The smallest roster the nemesis leaves (the replication factor).
 const MIN_ROSTER: usize = 3;
 
-/// Node ids of an info node list (`null`, or uppercase hex separated by commas).
-pub fn parse_node_list(list: &str) -> Vec<u64> {
-    if list == "null" {
-        return Vec::new();
-    }
-    list.split(',')
-        .filter_map(|id| u64::from_str_radix(id.split('@').next().unwrap_or(id), 16).ok())
-        .collect()
-}
-
-/// Each namespace's `(roster, observed_nodes)` from a `roster:` answer.
-pub fn parse_rosters(answer: &str) -> BTreeMap<String, (Vec<u64>, Vec<u64>)> {
-    let mut out = BTreeMap::new();
-    for ns in answer.split(';').filter(|s| !s.is_empty()) {
-        let fields: BTreeMap<&str, &str> =
-            ns.split(':').filter_map(|kv| kv.split_once('=')).collect();
-        if let Some(name) = fields.get("ns") {
-            out.insert(
-                name.to_string(),
-                (
-                    parse_node_list(fields.get("roster").unwrap_or(&"null")),
-                    parse_node_list(fields.get("observed_nodes").unwrap_or(&"null")),
-                ),
-            );
-        }
-    }
-    out
-}
-
 /// Change every namespace's roster as `fault` says, through a random running node, with the
 /// operator's commands (`roster:`, `roster-set:`, `recluster:`). The nodes added must be up
 /// (observed); a removal keeps at least [`MIN_ROSTER`] nodes.
@@ -583,8 +554,9 @@ async fn change_roster(
     let &via = pool
         .choose(rng)
         .context("no running node to send roster commands to")?;
-    let rosters = parse_rosters(&cluster.info(via, "roster:").await?);
-    let (_, (roster, observed)) = rosters.iter().next().context("no namespace listed")?;
+    let rosters = strato::admin::parse_rosters(&cluster.info(via, "roster:").await?);
+    let (_, lists) = rosters.iter().next().context("no namespace listed")?;
+    let (roster, observed) = (&lists.roster, &lists.observed);
     let running: BTreeSet<u64> = pool.iter().map(|&i| Cluster::node_id(i)).collect();
     let spares: Vec<u64> = observed
         .iter()
