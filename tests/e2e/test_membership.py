@@ -187,3 +187,27 @@ def test_restart_every_node_mid_rebalance(cluster):
         acked = list(range(300))
     check_acked(cluster, Done, seed=4)
     assert sum(data_groups(cluster, i) for i in range(1, 6)) == 48
+
+
+def test_a_new_replica_behind_a_purged_log_installs_a_snapshot(tmp_path):
+    c = Cluster(tmp_path, nodes=3, spares=1, extra_args=["--snapshot-every", "50"])
+    c.start_all()
+    try:
+        client = c.client(seed=1)
+        # ~250 entries per group: each group snapshots and purges its log a few times
+        for k in range(4000):
+            client.put((NS, SET, k), {"v": k})
+        c.start(4)
+        wait_observed(c, [1, 2, 3, 4])
+        roster_set(c, 1, [1, 2, 3, 4])
+        wait_stable(c)
+        with open(tmp_path / "n4.log", errors="replace") as f:
+            assert "installed a snapshot from the leader" in f.read()
+        figures = dict(kv.split("=", 1) for kv in info(c.port(4), f"namespace/{NS}").split(";"))
+        assert int(figures["objects"]) > 0
+        # node 4 now holds replicas: stop another node of its groups, the data still reads
+        for k in range(0, 4000, 7):
+            assert client.get((NS, SET, k))[2]["v"] == k
+        client.close()
+    finally:
+        c.stop_all()
