@@ -43,19 +43,64 @@ pub fn rebalance(
             *load.entry(*n).or_default() += 1;
         }
     }
-    // Fill groups short of replicas from the least-loaded nodes.
+    // Each node's share: floor or ceil of the replicas per node, the ceilings going to the
+    // nodes that keep the most (so fewer replicas move).
+    let total = groups.len() * rf;
+    let mut by_kept: Vec<NodeId> = roster.clone();
+    by_kept.sort_by_key(|n| (std::cmp::Reverse(load[n]), *n));
+    let quota: BTreeMap<NodeId, usize> = by_kept
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            (
+                *n,
+                total / roster.len() + usize::from(k < total % roster.len()),
+            )
+        })
+        .collect();
+    // Shed replicas of nodes above their share (followers first, later groups first).
+    for n in &roster {
+        let had = load[n];
+        let mut over = had.saturating_sub(quota[n]);
+        let shed = over;
+        for g in groups.iter_mut().rev() {
+            if over == 0 {
+                break;
+            }
+            if g.first() != Some(n) && g.contains(n) {
+                g.retain(|x| x != n);
+                over -= 1;
+            }
+        }
+        for g in groups.iter_mut().rev() {
+            if over == 0 {
+                break;
+            }
+            if g.contains(n) {
+                g.retain(|x| x != n);
+                over -= 1;
+            }
+        }
+        load.insert(*n, had - (shed - over));
+    }
+    // Fill groups short of replicas from the nodes furthest below their share.
     for (i, g) in groups.iter_mut().enumerate() {
         while g.len() < rf {
-            let pick = least_loaded(&load, &roster, g, i);
+            let pick = roster
+                .iter()
+                .copied()
+                .filter(|c| !g.contains(c))
+                .max_by_key(|c| (quota[c] as i64 - load[c] as i64, std::cmp::Reverse(*c)))
+                .unwrap_or_else(|| least_loaded(&load, &roster, g, i));
             g.push(pick);
             *load.entry(pick).or_default() += 1;
         }
     }
-    // Even out: move replicas from the most to the least loaded nodes until no two differ by
-    // more than one. Bounded: each move lowers the sum of squared loads.
-    let total = groups.len() * rf;
+    // Even out what the fill could not place within the shares: move replicas from the most
+    // to the least loaded nodes until no two differ by more than one. Bounded: each move
+    // lowers the sum of squared loads.
     for _ in 0..=total {
-        let Some((i, hi, lo)) = next_move(&groups, &load) else {
+        let Some((i, hi, lo)) = next_move(&groups, current, &load) else {
             break;
         };
         for n in groups[i].iter_mut() {
@@ -71,10 +116,12 @@ pub fn rebalance(
 }
 
 /// One replica move that evens the load: (group, from, to), from a node carrying at least
-/// two more replicas than the receiving one. Prefers a group where the giver is not the
-/// preferred leader (moving a follower is cheaper).
+/// two more replicas than the receiving one. Prefers a replica the fill just placed (moving
+/// it again costs no extra copy), then one where the giver is not the preferred leader
+/// (moving a follower is cheaper).
 fn next_move(
     groups: &[Vec<NodeId>],
+    current: &[Vec<NodeId>],
     load: &BTreeMap<NodeId, usize>,
 ) -> Option<(usize, NodeId, NodeId)> {
     let mut by_load: Vec<(NodeId, usize)> = load.iter().map(|(n, l)| (*n, *l)).collect();
@@ -88,7 +135,10 @@ fn next_move(
                 .iter()
                 .enumerate()
                 .filter(|(_, g)| g.contains(&hi) && !g.contains(&lo))
-                .min_by_key(|(i, g)| (g.first() == Some(&hi), *i))
+                .min_by_key(|(i, g)| {
+                    let original = current.get(*i).is_some_and(|c| c.contains(&hi));
+                    (original, g.first() == Some(&hi), *i)
+                })
                 .map(|(i, _)| i);
             if let Some(i) = found {
                 return Some((i, hi, lo));
