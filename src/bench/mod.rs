@@ -92,7 +92,8 @@ pub struct BenchArgs {
     /// Open loop: requests per second, latency measured from each request's due time.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Seconds to measure (default 10; `I` runs until every key is written).
+    /// Seconds to measure (default 10; `I` runs until every key is written). SIGINT ends the
+    /// measured window early and reports it.
     #[arg(long)]
     pub duration: Option<f64>,
     /// Seconds of load before measuring starts (connections, leaders and caches warm up).
@@ -509,6 +510,8 @@ async fn drive<S: Session>(
                     break Instant::now();
                 }
             }
+            // Interrupted (SIGINT): end the measured window here and report it.
+            _ = tokio::signal::ctrl_c() => break Instant::now(),
             r = tasks.join_next() => match r {
                 // Every task ended on its own: the key space is written (or the open-loop
                 // schedule is over).
