@@ -211,3 +211,29 @@ def test_a_new_replica_behind_a_purged_log_installs_a_snapshot(tmp_path):
         client.close()
     finally:
         c.stop_all()
+
+
+def test_a_learner_killed_during_its_snapshot_install_catches_up(tmp_path):
+    c = Cluster(tmp_path, nodes=3, spares=1, extra_args=["--snapshot-every", "50"])
+    c.start_all()
+    try:
+        client = c.client(seed=1)
+        payload = "x" * 2000
+        for k in range(3000):
+            client.put((NS, SET, k), {"v": k, "p": payload})
+        c.start(4)
+        wait_observed(c, [1, 2, 3, 4])
+        roster_set(c, 2, [1, 2, 3, 4])
+        # kill -9 the new replica while its snapshots are streaming in, then bring it back
+        wait_until("node 4 receiving", lambda: data_groups(c, 4) > 0, timeout=30, interval=0.05)
+        c.kill(4)
+        time.sleep(1)
+        c.start(4)
+        wait_stable(c)
+        figures = dict(kv.split("=", 1) for kv in info(c.port(4), f"namespace/{NS}").split(";"))
+        assert int(figures["objects"]) > 0
+        for k in range(0, 3000, 11):
+            assert client.get((NS, SET, k))[2]["v"] == k
+        client.close()
+    finally:
+        c.stop_all()
