@@ -1082,7 +1082,33 @@ fn availability_counts_per_nemesis_interval() {
         (Some(0), Some(1), Some(1))
     );
     assert_eq!(i["recovery_ns"], 20);
+    // nothing succeeded during the whole interval
+    assert_eq!(i["longest_stall_ns"], 100);
     assert_eq!(r.details["outside_faults"]["ok"], 2);
+}
+
+#[test]
+fn availability_reports_the_longest_stall_of_a_roster_change() {
+    let mut b = Builder::default();
+    b.ok(0, "write", json!(1), 0, json!(1), 110)
+        .ok(0, "write", json!(2), 120, json!(2), 170)
+        .ok(0, "read", NULL, 180, json!(2), 190);
+    let nemesis = [NemesisEvent {
+        start: 100,
+        end: 200,
+        kind: "membership".into(),
+        detail: "member-add".into(),
+    }];
+    let r = check_availability(&b.history(), &nemesis);
+    assert_verdict(&r, Validity::Valid);
+    // successes at 110, 170, 190: the longest stretch without one is 110..170
+    assert_eq!(r.details["intervals"][0]["longest_stall_ns"], 60);
+    assert!(
+        r.summary
+            .contains("longest stall during a roster change: 0.00s"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]

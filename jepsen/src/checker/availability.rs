@@ -9,6 +9,11 @@
 //!
 //! An operation counts toward an interval if its completion fell inside it (inclusive).
 //! Operations that never completed are counted only in the totals (as `pending`).
+//!
+//! Each interval also reports its longest stall: the longest stretch inside it in which no
+//! operation succeeded (from its start to the first success, between successes, from the
+//! last success to its end). For roster changes (`membership`) the summary names the
+//! longest such stall: how long requests failed during a change.
 
 use super::{apply_history_problems, count_ops, CheckResult, OpCounts, Validity};
 use crate::history::{History, NemesisEvent, OpType};
@@ -24,6 +29,19 @@ fn ratio(c: &OpCounts) -> Value {
 
 fn counts_json(c: &OpCounts) -> Value {
     json!({"ok": c.ok, "fail": c.fail, "info": c.info, "availability": ratio(c)})
+}
+
+/// The longest stretch of `[start, end]` without a success (`oks` sorted).
+fn longest_stall(oks: &[u64], start: u64, end: u64) -> u64 {
+    let from = oks.partition_point(|&t| t < start);
+    let to = oks.partition_point(|&t| t <= end);
+    let mut last = start;
+    let mut longest = 0;
+    for &t in &oks[from..to] {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest.max(end.saturating_sub(last))
 }
 
 /// Count outcomes overall, per `f`, per nemesis interval and outside all intervals.
@@ -61,6 +79,7 @@ pub fn check_availability(history: &History, nemesis: &[NemesisEvent]) -> CheckR
         .zip(&per_interval)
         .map(|(ev, c)| {
             let first_ok_after = ok_times.get(ok_times.partition_point(|&t| t <= ev.end));
+            let stall = longest_stall(&ok_times, ev.start, ev.end);
             json!({
                 "kind": ev.kind,
                 "detail": ev.detail,
@@ -71,6 +90,7 @@ pub fn check_availability(history: &History, nemesis: &[NemesisEvent]) -> CheckR
                 "info": c.info,
                 "availability": ratio(c),
                 "recovery_ns": first_ok_after.map(|t| t - ev.end),
+                "longest_stall_ns": stall,
             })
         })
         .collect();
@@ -102,10 +122,15 @@ pub fn check_availability(history: &History, nemesis: &[NemesisEvent]) -> CheckR
             .filter(|(_, c)| c.total() > 0)
             .map(|(ev, c)| (ev, c.ok as f64 / c.total() as f64))
             .min_by(|a, b| a.1.total_cmp(&b.1));
+        let membership_stall = nemesis
+            .iter()
+            .filter(|ev| ev.kind == "membership")
+            .map(|ev| longest_stall(&ok_times, ev.start, ev.end))
+            .max();
         (
             Validity::Valid,
             format!(
-                "{} ops, {:.1}% ok ({} fail, {} info, {} pending); {:.1}% ok outside faults{}",
+                "{} ops, {:.1}% ok ({} fail, {} info, {} pending); {:.1}% ok outside faults{}{}",
                 overall.total(),
                 100.0 * overall.ok as f64 / overall.total() as f64,
                 overall.fail,
@@ -117,6 +142,10 @@ pub fn check_availability(history: &History, nemesis: &[NemesisEvent]) -> CheckR
                     ev.kind,
                     ev.start as f64 / 1e9,
                     100.0 * r
+                )),
+                membership_stall.map_or(String::new(), |ns| format!(
+                    "; longest stall during a roster change: {:.2}s",
+                    ns as f64 / 1e9
                 ))
             ),
         )
