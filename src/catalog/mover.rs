@@ -89,6 +89,7 @@ pub async fn run(node: Arc<Node>) {
     loop {
         let _ = tokio::time::timeout(PERIOD, changes.changed()).await;
         let catalog = node.catalog();
+        drop_stray_learners(&node, &catalog).await;
         for (&group, target) in &catalog.targets {
             if node.multi.status(group).and_then(|s| s.leader) != Some(me) {
                 continue;
@@ -108,6 +109,42 @@ pub async fn run(node: Arc<Node>) {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&group);
             });
+        }
+    }
+}
+
+/// A data group that is not moving has no learners: those left by a target that a later
+/// recluster replaced are removed by the group's leader (the metadata group keeps its
+/// learners: every seen node follows the catalog).
+async fn drop_stray_learners(node: &Node, catalog: &storage::catalog::Catalog) {
+    let me = node.config.node_id;
+    for g in node.multi.groups() {
+        if g.id == storage::catalog::META_GROUP || catalog.targets.contains_key(&g.id) {
+            continue;
+        }
+        let Some(status) = node.multi.status(g.id) else {
+            continue;
+        };
+        if status.leader != Some(me) {
+            continue;
+        }
+        let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
+        let strays: BTreeSet<NodeId> = node
+            .multi
+            .members(g.id)
+            .difference(&voters)
+            .copied()
+            .collect();
+        if !strays.is_empty() {
+            tracing::info!(
+                node = me,
+                group = g.id,
+                ?strays,
+                "removing learners of an abandoned move"
+            );
+            if let Err(e) = node.multi.remove_learners(g.id, strays).await {
+                tracing::debug!(node = me, group = g.id, error = %e, "removing learners failed");
+            }
         }
     }
 }
