@@ -69,6 +69,22 @@ async fn on_every_group(node: &Node, namespace: &str, cmd: Command) -> Result<()
     Ok(())
 }
 
+/// Drop a namespace: first close every group through its own log (a closed group refuses
+/// writes, so none commits after the drop is acknowledged, even on replicas that apply the
+/// catalog's drop late), then drop it in the catalog. If a group cannot be closed (no
+/// leader before the deadline), nothing is dropped and the error says so; the groups
+/// already closed refuse writes until a retried drop succeeds.
+pub async fn drop_namespace(node: &Node, namespace: &str) -> Result<(), InfoError> {
+    on_every_group(node, namespace, Command::Close).await?;
+    change(
+        node,
+        CatalogCommand::DropNamespace {
+            name: namespace.to_string(),
+        },
+    )
+    .await
+}
+
 /// Delete every record of `set` in every group of `namespace`, then forget the set in the
 /// catalog.
 pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), InfoError> {

@@ -13,7 +13,22 @@ use crate::record_store::RecordStore;
 
 /// Apply one command. On any error the store is left unchanged.
 pub fn apply(store: &mut RecordStore, cmd: &Command) -> Outcome {
+    let changes_records = matches!(
+        cmd,
+        Command::Write(_)
+            | Command::Delete(_)
+            | Command::DeleteSet { .. }
+            | Command::ReadTouch(_)
+            | Command::Truncate { .. }
+    );
+    if store.is_closed() && changes_records {
+        return Outcome::error(ResultCode::Namespace);
+    }
     match cmd {
+        Command::Close => {
+            store.close();
+            Outcome::ok(0, 0)
+        }
         Command::Write(w) => apply_write(store, w),
         Command::Delete(d) => apply_delete(store, d),
         Command::DeleteSet { set } => {

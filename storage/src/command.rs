@@ -177,6 +177,10 @@ pub enum Command {
         name: String,
         limit: u32,
     },
+    /// The namespace is being dropped: every later write, delete, touch or truncate in this
+    /// group is refused with 20, so nothing commits here after the drop is acknowledged even
+    /// on replicas that apply the catalog's drop late.
+    Close,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,6 +206,7 @@ impl std::fmt::Display for Command {
             Command::CreateIndex { name, .. } => write!(f, "create index {name}"),
             Command::DropIndex { name } => write!(f, "drop index {name}"),
             Command::BuildIndex { name, limit } => write!(f, "build index {name} ({limit})"),
+            Command::Close => write!(f, "close (namespace dropped)"),
         }
     }
 }

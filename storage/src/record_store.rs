@@ -20,21 +20,32 @@ pub struct RecordStore {
     expired: u64,
     /// The namespace's secondary indexes over these records, by name.
     indexes: BTreeMap<String, GroupIndex>,
+    /// The namespace is being dropped (`Command::Close`): writes are refused.
+    closed: bool,
 }
 
-/// Snapshot format version; bump it when the encoding changes.
-const SNAPSHOT_VERSION: u32 = 3;
+/// Snapshot format version; bump it when the encoding changes. 4: the closed flag.
+const SNAPSHOT_VERSION: u32 = 4;
 
 #[derive(Serialize)]
 struct SnapshotBodyRef<'a> {
     version: u32,
     records: Vec<(&'a Digest, &'a Record)>,
     indexes: Vec<(&'a String, &'a IndexState)>,
+    closed: bool,
 }
 
 #[derive(Deserialize)]
 struct SnapshotBody {
     _version: u32,
+    records: Vec<(Digest, Record)>,
+    indexes: Vec<(String, IndexState)>,
+    closed: bool,
+}
+
+/// Version 3: records and index cursors (before the closed flag); still loaded.
+#[derive(Deserialize)]
+struct SnapshotBodyV3 {
     records: Vec<(Digest, Record)>,
     indexes: Vec<(String, IndexState)>,
 }
@@ -68,6 +79,15 @@ pub enum SnapshotError {
 impl RecordStore {
     pub fn new() -> RecordStore {
         RecordStore::default()
+    }
+
+    /// Refuse every later change of records (the namespace is being dropped).
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// The record under `digest`, unless it is missing or past its void time at `now`.
@@ -262,6 +282,7 @@ impl RecordStore {
         RecordStore {
             records: self.records.clone(),
             expired: self.expired,
+            closed: self.closed,
             indexes: self
                 .indexes
                 .iter()
@@ -276,6 +297,7 @@ impl RecordStore {
             version: SNAPSHOT_VERSION,
             records: self.iter().collect(),
             indexes: self.indexes.iter().map(|(n, ix)| (n, &ix.state)).collect(),
+            closed: self.closed,
         };
         // Encoding into a Vec cannot fail for these plain types.
         bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
@@ -295,6 +317,18 @@ impl RecordStore {
                     _version: version,
                     records: v2.records,
                     indexes: Vec::new(),
+                    closed: false,
+                }
+            }
+            3 => {
+                let (v3, _): (SnapshotBodyV3, usize) =
+                    bincode::serde::decode_from_slice(&bytes[at..], config)
+                        .map_err(decode_error)?;
+                SnapshotBody {
+                    _version: version,
+                    records: v3.records,
+                    indexes: v3.indexes,
+                    closed: false,
                 }
             }
             SNAPSHOT_VERSION => {
@@ -306,6 +340,7 @@ impl RecordStore {
         };
         let mut store = RecordStore {
             expired: 0,
+            closed: body.closed,
             records: body
                 .records
                 .into_iter()

@@ -269,7 +269,7 @@ fn drop_target(cmd: &InfoCommand) -> Result<String, InfoError> {
 pub fn drop(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
     Box::pin(async move {
         let name = drop_target(&InfoCommand::parse(&raw))?;
-        change(&node, CatalogCommand::DropNamespace { name }).await?;
+        crate::catalog::change::drop_namespace(&node, &name).await?;
         Ok("ok".into())
     })
 }

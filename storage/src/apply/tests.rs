@@ -452,3 +452,35 @@ fn delete_set_removes_only_that_set() {
     assert_eq!(o.code, ResultCode::Parameter);
     assert_eq!(store.len(), 2);
 }
+
+#[test]
+fn a_closed_group_refuses_changes_and_stays_closed_across_snapshots() {
+    let mut s = RecordStore::new();
+    assert_eq!(
+        apply(&mut s, &put(1, "a", Value::Int(1))).code,
+        ResultCode::Ok
+    );
+    assert_eq!(apply(&mut s, &Command::Close).code, ResultCode::Ok);
+    assert_eq!(
+        apply(&mut s, &put(2, "a", Value::Int(1))).code,
+        ResultCode::Namespace
+    );
+    let truncate = Command::Truncate {
+        set: None,
+        before: u64::MAX,
+    };
+    assert_eq!(apply(&mut s, &truncate).code, ResultCode::Namespace);
+    // what was there stays readable
+    assert!(s.get(&digest(1), 100).is_some());
+    let mut restored = RecordStore::decode_snapshot(&s.encode_snapshot()).unwrap();
+    assert!(restored.is_closed());
+    assert_eq!(
+        apply(&mut restored, &put(3, "a", Value::Int(1))).code,
+        ResultCode::Namespace
+    );
+    assert!(
+        !RecordStore::decode_snapshot(&RecordStore::new().encode_snapshot())
+            .unwrap()
+            .is_closed()
+    );
+}
