@@ -5,6 +5,7 @@
 //! Answers are parsed and rendered by pure functions; the I/O is the info requests.
 
 use crate::info_client::request;
+use crate::service::info::roster::node_list;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -129,16 +130,6 @@ pub fn staged(pending: &[u64], op: &RosterOp, ids: &[u64]) -> Vec<u64> {
     next.sort_unstable_by(|a, b| b.cmp(a));
     next.dedup();
     next
-}
-
-fn hex_list(ids: &[u64]) -> String {
-    if ids.is_empty() {
-        return "null".into();
-    }
-    ids.iter()
-        .map(|n| format!("{n:X}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// `[#####.....] done/total` for the progress of the moves.
@@ -275,9 +266,9 @@ impl Admin {
         for (ns, r) in &rosters {
             out += &format!(
                 "namespace {ns}: roster {}, pending {}, observed {}\n",
-                hex_list(&r.roster),
-                hex_list(&r.pending),
-                hex_list(&r.observed)
+                node_list(&r.roster),
+                node_list(&r.pending),
+                node_list(&r.observed)
             );
         }
         out += "node              address               groups  led  objects\n";
@@ -317,9 +308,9 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<()> {
             for (ns, r) in admin.rosters(only).await? {
                 println!(
                     "{ns}: roster={} pending_roster={} observed_nodes={}",
-                    hex_list(&r.roster),
-                    hex_list(&r.pending),
-                    hex_list(&r.observed)
+                    node_list(&r.roster),
+                    node_list(&r.pending),
+                    node_list(&r.observed)
                 );
             }
         }
@@ -341,12 +332,12 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<()> {
                 admin
                     .ok(&format!(
                         "roster-set:namespace={ns};nodes={}",
-                        hex_list(&next)
+                        node_list(&next)
                     ))
                     .await?;
                 println!(
                     "{ns}: staged roster {} (run `strato admin recluster --wait` to apply)",
-                    hex_list(&next)
+                    node_list(&next)
                 );
             }
         }

@@ -103,18 +103,27 @@ impl Context {
         Ok(route_in(ns, partition))
     }
 
-    /// Whether gossip currently sees `id` alive (this node always is).
-    /// Nodes in the cluster as gossip sees them, this one included.
-    pub fn cluster_size(&self) -> usize {
-        let me = self.config.node_id;
-        1 + self
+    /// Nodes gossip sees alive, this one included, ascending (Aerospike's observed nodes).
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self
             .members
             .borrow()
             .values()
-            .filter(|m| m.up && m.node_id != me)
-            .count()
+            .filter(|m| m.up)
+            .map(|m| m.node_id)
+            .chain(std::iter::once(self.config.node_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
+    /// Nodes in the cluster as gossip sees them, this one included.
+    pub fn cluster_size(&self) -> usize {
+        self.live_nodes().len()
+    }
+
+    /// Whether gossip currently sees `id` alive (this node always is).
     pub fn is_up(&self, id: NodeId) -> bool {
         id == self.config.node_id || self.members.borrow().get(&id).is_some_and(|m| m.up)
     }

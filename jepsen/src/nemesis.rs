@@ -586,9 +586,9 @@ async fn change_roster(
             format!("replace n{gone} by n{add}")
         }
     };
-    let ids: Vec<String> = next.iter().map(|n| format!("{n:X}")).collect();
+    let ids = strato::service::info::roster::node_list(&next);
     for ns in rosters.keys() {
-        let cmd = format!("roster-set:namespace={ns};nodes={}", ids.join(","));
+        let cmd = format!("roster-set:namespace={ns};nodes={ids}");
         let answer = cluster.info(via, &cmd).await?;
         if answer != "ok" {
             bail!("{cmd} answered {answer}");
@@ -599,8 +599,7 @@ async fn change_roster(
         bail!("recluster: answered {answer}");
     }
     Ok(format!(
-        "{what} (roster now {}; sent to {})",
-        ids.join(","),
+        "{what} (roster now {ids}; sent to {})",
         Cluster::node_name(via)
     ))
 }

@@ -47,12 +47,9 @@ pub async fn change(node: &Node, cmd: CatalogCommand) -> Result<(), InfoError> {
 /// once); `ok` only once every group has committed it.
 async fn on_every_group(node: &Node, namespace: &str, cmd: Command) -> Result<(), InfoError> {
     let catalog = node.catalog();
-    let ns = catalog.namespace(namespace).ok_or_else(|| {
-        InfoError::new(
-            ResultCode::Namespace,
-            format!("namespace {namespace} not found"),
-        )
-    })?;
+    let ns = catalog
+        .namespace(namespace)
+        .ok_or_else(|| InfoError::no_namespace(namespace))?;
     let deadline = Instant::now() + node.config.request_timeout;
     let proposals = (0..ns.settings.groups).map(|g| {
         let cmd = cmd.clone();

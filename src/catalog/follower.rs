@@ -72,6 +72,13 @@ pub fn plan(catalog: &Catalog, me: NodeId, present: &BTreeSet<GroupId>, caught_u
     Plan { wanted, remove }
 }
 
+/// The groups this node has: hosted, or stored on disk without being open.
+pub fn present_groups(node: &Node) -> std::io::Result<BTreeSet<GroupId>> {
+    let mut present: BTreeSet<GroupId> = node.multi.stored_groups()?.into_iter().collect();
+    present.extend(node.multi.groups().iter().map(|g| g.id));
+    Ok(present)
+}
+
 pub async fn run(node: Arc<Node>) {
     let me = node.config.node_id;
     let mut changes = node.catalog_changes();
@@ -95,8 +102,7 @@ async fn step(
     waiting: &mut HashMap<GroupId, Instant>,
 ) -> std::io::Result<()> {
     let me = node.config.node_id;
-    let mut present: BTreeSet<GroupId> = node.multi.stored_groups()?.into_iter().collect();
-    present.extend(node.multi.groups().iter().map(|g| g.id));
+    let present = present_groups(node)?;
     let caught_up = node.multi.applied_to_cluster_commit(META_GROUP);
     let plan = plan(catalog, me, &present, caught_up);
     for g in &plan.remove {

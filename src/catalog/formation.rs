@@ -142,13 +142,7 @@ pub async fn meta_duties(node: Arc<Node>) {
         let members = node.multi.members(META_GROUP);
         // Every node seen (on a roster or not yet) follows the catalog as a learner, so a
         // joining node can answer roster commands and start hosting once it is on a roster.
-        let seen: Vec<NodeId> = node
-            .members
-            .borrow()
-            .values()
-            .filter(|m| m.up)
-            .map(|m| m.node_id)
-            .collect();
+        let seen = node.live_nodes();
         for r in catalog
             .roster
             .iter()
@@ -173,22 +167,10 @@ pub async fn meta_duties(node: Arc<Node>) {
 /// leadership over first.
 async fn follow_roster(node: &Node, wanted: &[NodeId]) -> anyhow::Result<()> {
     let me = node.config.node_id;
-    let Some(status) = node.multi.status(META_GROUP) else {
+    let target: BTreeSet<NodeId> = wanted.iter().copied().collect();
+    let Some((step, _)) = super::mover::step_for(node, META_GROUP, &target) else {
         return Ok(());
     };
-    let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
-    let target: BTreeSet<NodeId> = wanted.iter().copied().collect();
-    let members = node.multi.members(META_GROUP);
-    let is_up = |n: NodeId| node.is_up(n);
-    let lag = |n: NodeId| node.multi.replication_lag(META_GROUP, n);
-    let step = super::mover::next_step(&super::mover::GroupView {
-        me,
-        voters: &voters,
-        members: &members,
-        target: &target,
-        is_up: &is_up,
-        lag: &lag,
-    });
     match step {
         super::mover::Step::HandOver(to) => node.multi.transfer_leader(META_GROUP, to).await?,
         super::mover::Step::ChangeVoters => {

@@ -82,6 +82,32 @@ pub fn next_step(v: &GroupView<'_>) -> Step {
     }
 }
 
+/// The next step for `group` toward `target` as this node sees it, with the group's
+/// members; None when this node does not lead the group.
+pub fn step_for(
+    node: &Node,
+    group: GroupId,
+    target: &BTreeSet<NodeId>,
+) -> Option<(Step, BTreeSet<NodeId>)> {
+    let me = node.config.node_id;
+    let status = node.multi.status(group)?;
+    if status.leader != Some(me) {
+        return None;
+    }
+    let members = node.multi.members(group);
+    let is_up = |n: NodeId| node.is_up(n);
+    let lag = |n: NodeId| node.multi.replication_lag(group, n);
+    let step = next_step(&GroupView {
+        me,
+        voters: &status.voters,
+        members: &members,
+        target,
+        is_up: &is_up,
+        lag: &lag,
+    });
+    Some((step, members))
+}
+
 pub async fn run(node: Arc<Node>) {
     let me = node.config.node_id;
     let busy: Arc<Mutex<HashSet<GroupId>>> = Arc::default();
@@ -128,11 +154,10 @@ async fn drop_stray_learners(node: &Node, catalog: &storage::catalog::Catalog) {
         if status.leader != Some(me) {
             continue;
         }
-        let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
         let strays: BTreeSet<NodeId> = node
             .multi
             .members(g.id)
-            .difference(&voters)
+            .difference(&status.voters)
             .copied()
             .collect();
         if !strays.is_empty() {
@@ -155,24 +180,9 @@ async fn drive(node: &Node, group: GroupId, target: &[NodeId]) -> anyhow::Result
     let target: BTreeSet<NodeId> = target.iter().copied().collect();
     // Bounded: each pass either advances one step or stops.
     for _ in 0..8 {
-        let Some(status) = node.multi.status(group) else {
+        let Some((step, members)) = step_for(node, group, &target) else {
             return Ok(());
         };
-        if status.leader != Some(me) {
-            return Ok(());
-        }
-        let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
-        let members = node.multi.members(group);
-        let is_up = |n: NodeId| node.is_up(n);
-        let lag = |n: NodeId| node.multi.replication_lag(group, n);
-        let step = next_step(&GroupView {
-            me,
-            voters: &voters,
-            members: &members,
-            target: &target,
-            is_up: &is_up,
-            lag: &lag,
-        });
         tracing::debug!(node = me, group, ?step, "moving");
         match step {
             Step::Wait => return Ok(()),

@@ -275,7 +275,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// FNV-1a, 64 bits, continuing from `state`: stable across Rust releases and platforms
 /// (unlike `DefaultHasher`), so nodes built by different compilers agree on tags.
-fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
     for &byte in bytes {
         state ^= u64::from(byte);
         state = state.wrapping_mul(0x0000_0100_0000_01b3);

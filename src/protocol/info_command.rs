@@ -38,6 +38,11 @@ impl InfoError {
         }
     }
 
+    /// `ERROR:20:namespace NS not found`.
+    pub fn no_namespace(name: &str) -> InfoError {
+        InfoError::new(ResultCode::Namespace, format!("namespace {name} not found"))
+    }
+
     pub fn unrecognized() -> InfoError {
         InfoError::parameter("unrecognized command")
     }

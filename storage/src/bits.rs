@@ -5,7 +5,8 @@
 //! the end. Only the bits of the window `[offset, offset + size)` ever change. Integers in a
 //! window are big-endian, 1 to 64 bits.
 
-use crate::cdt::value::{decode, CdtValue};
+use crate::cdt::parse_op;
+use crate::cdt::value::CdtValue;
 use crate::cdt::Effect;
 use crate::record::{particle, ResultCode, Value};
 
@@ -61,6 +62,14 @@ pub fn is_read_op(code: i64) -> bool {
 enum Refusal {
     Policy(ResultCode),
     Malformed(ResultCode),
+}
+
+impl Refusal {
+    fn code(self) -> ResultCode {
+        match self {
+            Refusal::Policy(c) | Refusal::Malformed(c) => c,
+        }
+    }
 }
 
 fn malformed() -> Refusal {
@@ -121,19 +130,35 @@ impl Args {
 /// Apply a bit operation to `bin` (None: missing). `write` says whether the command may
 /// change the record (a read command accepts only read operations).
 pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect, ResultCode> {
-    let CdtValue::List(l) = decode(payload).map_err(|_| ResultCode::Parameter)? else {
+    let op = parse_op(payload)?;
+    check_bin(bin)?;
+    // Bit operations do not run inside a list or map (`ctx`).
+    if !op.path.is_empty() {
         return Err(ResultCode::Parameter);
+    }
+    apply_op(bin, op.code, op.args, write)
+}
+
+/// The blob a bit operation works on (None: the bin is missing); another type is 12.
+fn check_bin(bin: Option<&Value>) -> Result<Option<&[u8]>, ResultCode> {
+    match bin {
+        None => Ok(None),
+        Some(Value::Blob(particle::BLOB, b)) => Ok(Some(b.as_slice())),
+        Some(_) => Err(ResultCode::IncompatibleType),
+    }
+}
+
+/// [`apply`] of an operation already decoded: `code` and its arguments.
+pub fn apply_op(
+    bin: Option<&Value>,
+    code: i64,
+    args: Vec<CdtValue>,
+    write: bool,
+) -> Result<Effect, ResultCode> {
+    let current = check_bin(bin)?;
+    let args = Args {
+        items: args.into_iter(),
     };
-    let mut items = l.items.into_iter();
-    let Some(CdtValue::Int(code)) = items.next() else {
-        return Err(ResultCode::Parameter);
-    };
-    let current = match bin {
-        None => None,
-        Some(Value::Blob(particle::BLOB, b)) => Some(b.as_slice()),
-        Some(_) => return Err(ResultCode::IncompatibleType),
-    };
-    let args = Args { items };
     if is_read_op(code) {
         // A missing bin reads as nil, not an error.
         let Some(blob) = current else {
@@ -142,9 +167,7 @@ pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect,
                 new_bin: None,
             });
         };
-        let result = read(blob, code, args).map_err(|r| match r {
-            Refusal::Policy(c) | Refusal::Malformed(c) => c,
-        })?;
+        let result = read(blob, code, args).map_err(Refusal::code)?;
         return Ok(Effect {
             result,
             new_bin: None,
@@ -153,9 +176,7 @@ pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect,
     if !write || !(RESIZE..=SET_INT).contains(&code) {
         return Err(ResultCode::Parameter);
     }
-    let new = modify(current, code, args).map_err(|r| match r {
-        Refusal::Policy(c) | Refusal::Malformed(c) => c,
-    })?;
+    let new = modify(current, code, args).map_err(Refusal::code)?;
     Ok(Effect {
         result: Value::Nil,
         new_bin: new.map(|b| Value::Blob(particle::BLOB, b)),

@@ -134,15 +134,6 @@ impl Namespace {
     pub fn effective_replication_factor(&self) -> usize {
         self.placement.first().map_or(0, Vec::len)
     }
-
-    /// Group indexes `node` holds a replica of.
-    pub fn groups_of(&self, node: NodeId) -> impl Iterator<Item = u16> + '_ {
-        self.placement
-            .iter()
-            .enumerate()
-            .filter(move |(_, r)| r.contains(&node))
-            .map(|(g, _)| g as u16)
-    }
 }
 
 /// What the metadata group replicates.
@@ -544,14 +535,6 @@ impl Catalog {
     /// The namespace's regime: raised by every committed move of one of its groups.
     pub fn regime(&self, ns: &Namespace) -> u32 {
         ns.regime_after(self.moves_done.get(&ns.id).copied().unwrap_or(0))
-    }
-
-    /// The replicas a group should end up on: its target while it moves, else its placement.
-    pub fn destination<'a>(&'a self, ns: &'a Namespace, g: u16) -> &'a [NodeId] {
-        self.targets
-            .get(&ns.group_id(g))
-            .map(Vec::as_slice)
-            .unwrap_or_else(|| ns.placement.get(usize::from(g)).map_or(&[], Vec::as_slice))
     }
 
     /// Groups of `namespace` (all namespaces: None) still moving.

@@ -17,7 +17,8 @@
 
 use std::cmp::Ordering;
 
-use crate::cdt::value::{decode, encode, to_bytes, CdtValue, List};
+use crate::cdt::parse_op;
+use crate::cdt::value::{encode, to_bytes, CdtValue, List};
 use crate::cdt::Effect;
 use crate::record::{particle, ResultCode, Value};
 
@@ -398,14 +399,24 @@ fn intersect(sets: &[Hll]) -> Result<(f64, u64), ResultCode> {
 /// Apply an HLL operation to `bin` (None: missing). `write` says whether the command may
 /// change the record (a read command accepts only read operations).
 pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect, ResultCode> {
-    let CdtValue::List(l) = decode(payload).map_err(|_| ResultCode::Parameter)? else {
-        return Err(ResultCode::Parameter);
-    };
-    let mut items = l.items.into_iter();
-    let Some(CdtValue::Int(code)) = items.next() else {
-        return Err(ResultCode::Parameter);
-    };
-    let args: Vec<CdtValue> = items.collect();
+    let op = parse_op(payload)?;
+    if !op.path.is_empty() {
+        // HLL operations do not run inside a list or map (`ctx`); the bin's type first.
+        return match bin {
+            None | Some(Value::Blob(particle::HLL, _)) => Err(ResultCode::Parameter),
+            Some(_) => Err(ResultCode::IncompatibleType),
+        };
+    }
+    apply_op(bin, op.code, &op.args, write)
+}
+
+/// [`apply`] of an operation already decoded: `code` and its arguments.
+pub fn apply_op(
+    bin: Option<&Value>,
+    code: i64,
+    args: &[CdtValue],
+    write: bool,
+) -> Result<Effect, ResultCode> {
     let current = match bin {
         None => None,
         Some(Value::Blob(particle::HLL, b)) => {
@@ -416,7 +427,7 @@ pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect,
     if is_read_op(code) {
         let result = match current {
             None => Value::Nil,
-            Some(h) => read(&h, code, &args)?,
+            Some(h) => read(&h, code, args)?,
         };
         return Ok(Effect {
             result,
@@ -426,7 +437,7 @@ pub fn apply(bin: Option<&Value>, payload: &[u8], write: bool) -> Result<Effect,
     if !write || !(INIT..=FOLD).contains(&code) {
         return Err(ResultCode::Parameter);
     }
-    let outcome = modify(current, code, &args)?;
+    let outcome = modify(current, code, args)?;
     Ok(Effect {
         result: outcome.result,
         new_bin: outcome
@@ -541,25 +552,31 @@ fn exists_check(flags: u64, exists: bool) -> Result<(), ResultCode> {
     Ok(())
 }
 
+/// `[index_bits, minhash_bits, flags]`, each optional (INIT's and ADD's trailing arguments):
+/// bits checked on their own (`-1` or absent: unset), flags 0 when absent.
+fn description_args(args: &[CdtValue]) -> Result<(Option<u8>, Option<u8>, u64), ResultCode> {
+    if args.len() > 3 {
+        return Err(ResultCode::Parameter);
+    }
+    let p = bits_arg(
+        int_arg(args.first())?,
+        MIN_INDEX_BITS,
+        MAX_INDEX_BITS,
+        false,
+    )?;
+    let r = bits_arg(
+        int_arg(args.get(1))?,
+        MIN_MINHASH_BITS,
+        MAX_MINHASH_BITS,
+        true,
+    )?;
+    Ok((p, r, flags_arg(args.get(2))?))
+}
+
 fn modify(current: Option<Hll>, code: i64, args: &[CdtValue]) -> Result<Outcome, ResultCode> {
     match code {
         INIT => {
-            if args.len() > 3 {
-                return Err(ResultCode::Parameter);
-            }
-            let p = bits_arg(
-                int_arg(args.first())?,
-                MIN_INDEX_BITS,
-                MAX_INDEX_BITS,
-                false,
-            )?;
-            let r = bits_arg(
-                int_arg(args.get(1))?,
-                MIN_MINHASH_BITS,
-                MAX_MINHASH_BITS,
-                true,
-            )?;
-            let flags = flags_arg(args.get(2))?;
+            let (p, r, flags) = description_args(args)?;
             if flags & ALLOW_FOLD != 0 || flags & (CREATE_ONLY | UPDATE_ONLY) == 3 {
                 return Err(ResultCode::Parameter);
             }
@@ -588,22 +605,7 @@ fn modify(current: Option<Hll>, code: i64, args: &[CdtValue]) -> Result<Outcome,
             let [CdtValue::List(elements), rest @ ..] = args else {
                 return Err(ResultCode::Parameter);
             };
-            if rest.len() > 3 {
-                return Err(ResultCode::Parameter);
-            }
-            let p = bits_arg(
-                int_arg(rest.first())?,
-                MIN_INDEX_BITS,
-                MAX_INDEX_BITS,
-                false,
-            )?;
-            let r = bits_arg(
-                int_arg(rest.get(1))?,
-                MIN_MINHASH_BITS,
-                MAX_MINHASH_BITS,
-                true,
-            )?;
-            let flags = flags_arg(rest.get(2))?;
+            let (p, r, flags) = description_args(rest)?;
             if flags & (ALLOW_FOLD | UPDATE_ONLY) != 0 {
                 return Err(ResultCode::Parameter);
             }

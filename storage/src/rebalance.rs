@@ -2,10 +2,11 @@
 //! as few replicas as possible while every roster node ends up with its fair share.
 //!
 //! [`rebalance`] is a pure function of (current placement, new roster, replication factor):
-//! every replica on a node that stays is kept; a group that lost replicas (their node left
-//! the roster, or the factor grew) is filled from the least-loaded nodes; then replicas move
-//! one at a time from nodes above their share to nodes below it (this is what gives a new
-//! node its data). Finally each group's replica order, whose first entry is the preferred
+//! every replica on a node that stays is kept, except those above the node's share (floor or
+//! ceiling of replicas per node, the ceilings to the nodes that keep most); a group short of
+//! replicas (their node left the roster or shed them, or the factor grew) is filled from the
+//! nodes furthest below their share (this is what gives a new node its data); what the fill
+//! could not place evenly moves one replica at a time from the most to the least loaded. Finally each group's replica order, whose first entry is the preferred
 //! leader, is chosen so leaders spread evenly, without moving anything.
 
 use crate::catalog::NodeId;
@@ -60,38 +61,29 @@ pub fn rebalance(
         .collect();
     // Shed replicas of nodes above their share (followers first, later groups first).
     for n in &roster {
-        let had = load[n];
-        let mut over = had.saturating_sub(quota[n]);
-        let shed = over;
-        for g in groups.iter_mut().rev() {
-            if over == 0 {
-                break;
-            }
-            if g.first() != Some(n) && g.contains(n) {
-                g.retain(|x| x != n);
-                over -= 1;
-            }
+        let over = load[n].saturating_sub(quota[n]);
+        let mut holding: Vec<usize> = (0..groups.len())
+            .rev()
+            .filter(|&i| groups[i].contains(n))
+            .collect();
+        holding.sort_by_key(|&i| groups[i].first() == Some(n));
+        for &i in holding.iter().take(over) {
+            groups[i].retain(|x| x != n);
         }
-        for g in groups.iter_mut().rev() {
-            if over == 0 {
-                break;
-            }
-            if g.contains(n) {
-                g.retain(|x| x != n);
-                over -= 1;
-            }
-        }
-        load.insert(*n, had - (shed - over));
+        *load.entry(*n).or_default() -= over.min(holding.len());
     }
-    // Fill groups short of replicas from the nodes furthest below their share.
-    for (i, g) in groups.iter_mut().enumerate() {
+    // Fill groups short of replicas from the nodes furthest below their share (a group
+    // holds fewer than rf ≤ roster nodes, so there is always a candidate).
+    for g in groups.iter_mut() {
         while g.len() < rf {
-            let pick = roster
+            let Some(pick) = roster
                 .iter()
                 .copied()
                 .filter(|c| !g.contains(c))
                 .max_by_key(|c| (quota[c] as i64 - load[c] as i64, std::cmp::Reverse(*c)))
-                .unwrap_or_else(|| least_loaded(&load, &roster, g, i));
+            else {
+                break;
+            };
             g.push(pick);
             *load.entry(pick).or_default() += 1;
         }
@@ -148,22 +140,6 @@ fn next_move(
     None
 }
 
-/// The least-loaded roster node not in `group` (ties broken by a rotation on the group index
-/// so equal nodes share the fill).
-fn least_loaded(
-    load: &BTreeMap<NodeId, usize>,
-    roster: &[NodeId],
-    group: &[NodeId],
-    i: usize,
-) -> NodeId {
-    let n = roster.len();
-    (0..n)
-        .map(|k| roster[(i + k) % n])
-        .filter(|c| !group.contains(c))
-        .min_by_key(|c| load.get(c).copied().unwrap_or(0))
-        .expect("a group holds fewer replicas than the roster has nodes")
-}
-
 /// Order each group's replicas so the preferred leaders (first entries) spread evenly: keep
 /// each group's current preferred leader where it stays, then hand groups from the node
 /// leading the most to a replica leading at least two fewer, until no such hand-over is left.
@@ -205,16 +181,6 @@ fn spread_leaders(groups: &mut [Vec<NodeId>], current: &[Vec<NodeId>], roster: &
         *leads.entry(from).or_default() -= 1;
         *leads.entry(to).or_default() += 1;
     }
-}
-
-/// Replica moves between two placements: (replicas added, replicas removed) over all groups.
-pub fn moves(from: &[Vec<NodeId>], to: &[Vec<NodeId>]) -> (usize, usize) {
-    from.iter().zip(to).fold((0, 0), |(a, r), (f, t)| {
-        (
-            a + t.iter().filter(|n| !f.contains(n)).count(),
-            r + f.iter().filter(|n| !t.contains(n)).count(),
-        )
-    })
 }
 
 #[cfg(test)]

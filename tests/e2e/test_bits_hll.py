@@ -11,26 +11,10 @@ from aerospike_helpers.operations import bitwise_operations as bit
 from aerospike_helpers.operations import hll_operations as hll
 from aerospike_helpers.operations import operations as op
 
-from cluster import Cluster
 
 NS, SET = "test", "bits"
 # The builders still take the (deprecated) value_byte_size argument positionally.
 pytestmark = pytest.mark.filterwarnings("ignore:value_byte_size:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("bits"))
-    c.start_all()
-    yield c
-    c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    c = cluster.client(seed=1)
-    yield c
-    c.close()
 
 
 def blob(client, key, name="b"):

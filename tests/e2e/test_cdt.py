@@ -9,24 +9,8 @@ from aerospike_helpers.operations import list_operations as lo
 from aerospike_helpers.operations import map_operations as mo
 from aerospike_helpers.operations import operations as op
 
-from cluster import Cluster
 
 NS, SET = "test", "cdt"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("cdt"))
-    c.start_all()
-    yield c
-    c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    c = cluster.client(seed=1)
-    yield c
-    c.close()
 
 
 def results(client, key, ops):

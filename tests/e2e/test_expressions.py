@@ -10,18 +10,14 @@ from aerospike import predicates as p
 from aerospike_helpers import expressions as exp
 from aerospike_helpers.operations import operations as op
 
-from cluster import Cluster
 
 NS, SET = "test", "exp"
 SEND_KEY = {"key": aerospike.POLICY_KEY_SEND}
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("exp"))
-    c.start_all()
-    yield c
-    c.stop_all()
+def cluster(module_cluster):
+    return module_cluster
 
 
 @pytest.fixture(scope="module")

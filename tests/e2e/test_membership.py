@@ -70,9 +70,13 @@ def wait_stable(cluster, timeout=90.0):
     wait_until("a stable cluster", stable, timeout=timeout, interval=0.25)
 
 
+def figures(cluster, i, command):
+    """A `k=v;k=v` info answer of node i as a dict."""
+    return dict(kv.split("=", 1) for kv in info(cluster.port(i), command).split(";"))
+
+
 def data_groups(cluster, i):
-    stats = dict(kv.split("=", 1) for kv in info(cluster.port(i), "statistics").split(";"))
-    return int(stats["raft_groups"]) - 1  # minus the metadata group
+    return int(figures(cluster, i, "statistics")["raft_groups"]) - 1  # minus the metadata group
 
 
 def check_acked(cluster, writer, seed):
@@ -134,10 +138,10 @@ def test_grow_to_five_and_shrink_back_under_writes(cluster):
         roster_set(cluster, 5, [1, 2, 3, 4, 5])
         wait_stable(cluster)
         grown = [data_groups(cluster, i) for i in range(1, 6)]
-        figures = dict(kv.split("=", 1) for kv in info(cluster.port(4), f"namespace/{NS}").split(";"))
-        assert (figures["ns_cluster_size"], figures["cluster_size"]) == ("5", "5")
-        assert figures["migrate_partitions_remaining"] == "0"
-        assert figures["unavailable_partitions"] == "0"
+        ns = figures(cluster, 4, f"namespace/{NS}")
+        assert (ns["ns_cluster_size"], ns["cluster_size"]) == ("5", "5")
+        assert ns["migrate_partitions_remaining"] == "0"
+        assert ns["unavailable_partitions"] == "0"
         # 16 groups × 3 replicas over 5 nodes: 9 or 10 each
         assert all(9 <= g <= 10 for g in grown), grown
         time.sleep(1)
@@ -189,51 +193,49 @@ def test_restart_every_node_mid_rebalance(cluster):
     assert sum(data_groups(cluster, i) for i in range(1, 6)) == 48
 
 
-def test_a_new_replica_behind_a_purged_log_installs_a_snapshot(tmp_path):
+@pytest.fixture
+def purging(tmp_path):
+    """3 nodes (and a spare, node 4) that snapshot and purge their logs every 50 entries."""
     c = Cluster(tmp_path, nodes=3, spares=1, extra_args=["--snapshot-every", "50"])
     c.start_all()
-    try:
-        client = c.client(seed=1)
-        # ~250 entries per group: each group snapshots and purges its log a few times
-        for k in range(4000):
-            client.put((NS, SET, k), {"v": k})
-        c.start(4)
-        wait_observed(c, [1, 2, 3, 4])
-        roster_set(c, 1, [1, 2, 3, 4])
-        wait_stable(c)
-        with open(tmp_path / "n4.log", errors="replace") as f:
-            assert "installed a snapshot from the leader" in f.read()
-        figures = dict(kv.split("=", 1) for kv in info(c.port(4), f"namespace/{NS}").split(";"))
-        assert int(figures["objects"]) > 0
-        # node 4 now holds replicas: stop another node of its groups, the data still reads
-        for k in range(0, 4000, 7):
-            assert client.get((NS, SET, k))[2]["v"] == k
-        client.close()
-    finally:
-        c.stop_all()
+    yield c
+    c.stop_all()
 
 
-def test_a_learner_killed_during_its_snapshot_install_catches_up(tmp_path):
-    c = Cluster(tmp_path, nodes=3, spares=1, extra_args=["--snapshot-every", "50"])
-    c.start_all()
-    try:
-        client = c.client(seed=1)
-        payload = "x" * 2000
-        for k in range(3000):
-            client.put((NS, SET, k), {"v": k, "p": payload})
-        c.start(4)
-        wait_observed(c, [1, 2, 3, 4])
-        roster_set(c, 2, [1, 2, 3, 4])
-        # kill -9 the new replica while its snapshots are streaming in, then bring it back
-        wait_until("node 4 receiving", lambda: data_groups(c, 4) > 0, timeout=30, interval=0.05)
-        c.kill(4)
-        time.sleep(1)
-        c.start(4)
-        wait_stable(c)
-        figures = dict(kv.split("=", 1) for kv in info(c.port(4), f"namespace/{NS}").split(";"))
-        assert int(figures["objects"]) > 0
-        for k in range(0, 3000, 11):
-            assert client.get((NS, SET, k))[2]["v"] == k
-        client.close()
-    finally:
-        c.stop_all()
+def load_and_start_node_4(c, records, bins):
+    """Write `records` keys (so every group snapshots and purges its log a few times), then
+    start node 4, not yet on the roster. Returns the client."""
+    client = c.client(seed=1)
+    for k in range(records):
+        client.put((NS, SET, k), {"v": k, **bins})
+    c.start(4)
+    wait_observed(c, [1, 2, 3, 4])
+    return client
+
+
+def check_node_4_holds_replicas(c, client, records, stride):
+    assert int(figures(c, 4, f"namespace/{NS}")["objects"]) > 0
+    for k in range(0, records, stride):
+        assert client.get((NS, SET, k))[2]["v"] == k
+    client.close()
+
+
+def test_a_new_replica_behind_a_purged_log_installs_a_snapshot(purging, tmp_path):
+    client = load_and_start_node_4(purging, 4000, {})
+    roster_set(purging, 1, [1, 2, 3, 4])
+    wait_stable(purging)
+    with open(tmp_path / "n4.log", errors="replace") as f:
+        assert "installed a snapshot from the leader" in f.read()
+    check_node_4_holds_replicas(purging, client, 4000, 7)
+
+
+def test_a_learner_killed_during_its_snapshot_install_catches_up(purging):
+    client = load_and_start_node_4(purging, 3000, {"p": "x" * 2000})
+    roster_set(purging, 2, [1, 2, 3, 4])
+    # kill -9 the new replica while its snapshots are streaming in, then bring it back
+    wait_until("node 4 receiving", lambda: data_groups(purging, 4) > 0, timeout=30, interval=0.05)
+    purging.kill(4)
+    time.sleep(1)
+    purging.start(4)
+    wait_stable(purging)
+    check_node_4_holds_replicas(purging, client, 3000, 11)

@@ -7,24 +7,14 @@ import time
 import pytest
 from aerospike import exception as ex
 
-from cluster import Cluster, info, wait_until
+from cluster import info, wait_until
 
 NS = "test"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("truncate"))
-    c.start_all()
-    yield c
-    c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    c = cluster.client(seed=1)
-    yield c
-    c.close()
+def cluster(module_cluster):
+    return module_cluster
 
 
 def objects(cluster, set_name):

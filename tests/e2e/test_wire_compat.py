@@ -10,24 +10,14 @@ import pytest
 from aerospike import exception as ex
 from aerospike_helpers.operations import operations as op
 
-from cluster import Cluster, info, wait_until
+from cluster import info, wait_until
 
 NS, SET = "test", "compat"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("compat"))
-    c.start_all()
-    yield c
-    c.stop_all()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    c = cluster.client(seed=1)
-    yield c
-    c.close()
+def cluster(module_cluster):
+    return module_cluster
 
 
 def stat(cluster, name):

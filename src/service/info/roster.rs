@@ -63,22 +63,6 @@ pub fn parse_nodes(text: &str) -> Result<Vec<NodeId>, InfoError> {
     Ok(out)
 }
 
-/// Nodes this node sees in the cluster (itself included), ascending.
-fn observed(node: &Node) -> Vec<NodeId> {
-    let me = node.config.node_id;
-    let mut ids: Vec<NodeId> = node
-        .members
-        .borrow()
-        .values()
-        .filter(|m| m.up)
-        .map(|m| m.node_id)
-        .chain(std::iter::once(me))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 fn roster_of(ns: &Namespace, observed: &[NodeId]) -> String {
     format!(
         "roster={}:pending_roster={}:observed_nodes={}",
@@ -91,14 +75,12 @@ fn roster_of(ns: &Namespace, observed: &[NodeId]) -> String {
 /// `roster:namespace=NS` or `roster:` (every namespace, `ns=NS:` prefixed, `;` between).
 pub fn roster(node: &Node, cmd: &InfoCommand) -> InfoResult {
     let catalog = node.catalog();
-    let seen = observed(node);
+    let seen = node.live_nodes();
     match cmd.params().get(&["namespace"])? {
         Some(name) => catalog
             .namespace(name)
             .map(|ns| roster_of(ns, &seen))
-            .ok_or_else(|| {
-                InfoError::new(ResultCode::Namespace, format!("namespace {name} not found"))
-            }),
+            .ok_or_else(|| InfoError::no_namespace(name)),
         None => Ok(catalog
             .namespaces
             .values()
@@ -132,26 +114,18 @@ pub fn recluster(node: Arc<Node>, _raw: String) -> BoxFuture<'static, InfoResult
 /// A key every node that applied the same catalog and sees the same nodes agrees on; it
 /// changes when the membership, a roster or a placement changes. Uppercase hex.
 pub fn cluster_key(catalog: &Catalog, observed: &[NodeId]) -> String {
-    // FNV-1a over what defines the cluster's shape.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        for b in x.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for id in observed {
-        eat(*id);
-    }
+    // FNV-1a (stable across builds) over what defines the cluster's shape.
+    let mut shape: Vec<u64> = observed.to_vec();
     for ns in catalog.namespaces.values() {
-        eat(u64::from(ns.id));
-        eat(u64::from(catalog.regime(ns)));
-        for id in &ns.roster {
-            eat(*id);
-        }
+        shape.extend([u64::from(ns.id), u64::from(catalog.regime(ns))]);
+        shape.extend(&ns.roster);
     }
-    format!("{h:X}")
+    let bytes: Vec<u8> = shape.iter().flat_map(|x| x.to_le_bytes()).collect();
+    format!("{:X}", crate::cluster::gossip::fnv1a(FNV_OFFSET, &bytes))
 }
+
+/// FNV-1a's 64-bit offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// `cluster-stable:[size=N;][ignore-migrations=BOOL;][namespace=NS]`: the cluster key while
 /// nothing moves, `ERROR:7:unstable cluster` while replicas are still moving.
@@ -171,12 +145,14 @@ pub fn cluster_stable(node: &Node, cmd: &InfoCommand) -> InfoResult {
     };
     let catalog = node.catalog();
     let ns = match params.get(&["namespace"])? {
-        Some(name) => Some(catalog.namespace(name).ok_or_else(|| {
-            InfoError::new(ResultCode::Namespace, format!("namespace {name} not found"))
-        })?),
+        Some(name) => Some(
+            catalog
+                .namespace(name)
+                .ok_or_else(|| InfoError::no_namespace(name))?,
+        ),
         None => None,
     };
-    let seen = observed(node);
+    let seen = node.live_nodes();
     let unstable = || InfoError::new(ResultCode::ClusterKeyMismatch, "unstable cluster");
     if size.is_some_and(|n| n != seen.len()) {
         return Err(InfoError::new(
@@ -197,13 +173,10 @@ pub fn cluster_stable(node: &Node, cmd: &InfoCommand) -> InfoResult {
 /// (moved off it) and none it has yet to open. Every node answering `cluster-stable` with
 /// the same key therefore also means no removed node still holds data.
 fn holds_its_placement(node: &Node, catalog: &Catalog) -> bool {
-    let me = node.config.node_id;
-    let mut present: std::collections::BTreeSet<_> =
-        node.multi.groups().iter().map(|g| g.id).collect();
-    if let Ok(stored) = node.multi.stored_groups() {
-        present.extend(stored);
-    }
-    let plan = crate::catalog::follower::plan(catalog, me, &present, true);
+    let Ok(present) = crate::catalog::follower::present_groups(node) else {
+        return false;
+    };
+    let plan = crate::catalog::follower::plan(catalog, node.config.node_id, &present, true);
     plan.remove.is_empty() && plan.wanted.iter().all(|w| present.contains(&w.group))
 }
 

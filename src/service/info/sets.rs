@@ -12,7 +12,6 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage::catalog::{validate_set_name, CatalogCommand, Namespace};
-use storage::record::ResultCode;
 
 /// `(objects, bytes)` per set of `ns` on this node, explicit and truncated sets included (with
 /// zeroes: Aerospike keeps listing a set it emptied).
@@ -86,10 +85,7 @@ pub fn show_sets(node: &Node, cmd: &InfoCommand) -> InfoResult {
         None => sets(node, &InfoCommand::parse("sets")),
         Some(name) => match catalog.namespace(name) {
             Some(ns) => Ok(namespace_sets(node, ns)),
-            None => Err(InfoError::new(
-                ResultCode::Namespace,
-                format!("namespace {name} not found"),
-            )),
+            None => Err(InfoError::no_namespace(name)),
         },
     }
 }
@@ -135,6 +131,7 @@ pub fn delete(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storage::record::ResultCode;
 
     #[test]
     fn both_grammars_name_the_set() {

@@ -18,10 +18,6 @@ use storage::catalog::{Namespace, SindexDef};
 use storage::index::{Collection, KeyType};
 use storage::record::ResultCode;
 
-fn no_namespace(name: &str) -> InfoError {
-    InfoError::new(ResultCode::Namespace, format!("namespace {name} not found"))
-}
-
 /// A create request: namespace, index name, definition.
 #[derive(Debug, PartialEq, Eq)]
 struct Create {
@@ -91,7 +87,7 @@ fn parse_create(params: &Params) -> Result<Create, InfoError> {
 
 async fn create(node: &Node, c: Create) -> InfoResult {
     if node.catalog().namespace(&c.namespace).is_none() {
-        return Err(no_namespace(&c.namespace));
+        return Err(InfoError::no_namespace(&c.namespace));
     }
     create_sindex(node, &c.namespace, &c.name, c.def).await?;
     Ok("ok".into())
@@ -112,7 +108,7 @@ pub fn sindex_delete(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoRes
         let namespace = params.required(&["namespace", "ns"])?.to_string();
         let name = params.required(&["indexname"])?.to_string();
         if node.catalog().namespace(&namespace).is_none() {
-            return Err(no_namespace(&namespace));
+            return Err(InfoError::no_namespace(&namespace));
         }
         drop_sindex(&node, &namespace, &name).await?;
         Ok("ok".into())
@@ -154,7 +150,7 @@ fn seed_remove(node: Arc<Node>, raw: String, t: KeyType) -> BoxFuture<'static, I
     Box::pin(async move {
         let (namespace, set, bin) = seed_args(&raw)?;
         if node.catalog().namespace(&namespace).is_none() {
-            return Err(no_namespace(&namespace));
+            return Err(InfoError::no_namespace(&namespace));
         }
         drop_sindex(&node, &namespace, &seed_name(&set, &bin, t)).await?;
         Ok("ok".into())
@@ -251,7 +247,7 @@ pub fn sindex_list(node: &Node, cmd: &InfoCommand) -> InfoResult {
     let ns = params.get(&["namespace", "ns"])?;
     if let Some(n) = ns {
         if node.catalog().namespace(n).is_none() {
-            return Err(no_namespace(n));
+            return Err(InfoError::no_namespace(n));
         }
     }
     Ok(list(node, ns, None))
@@ -300,14 +296,18 @@ pub fn sindex_exists(node: &Node, cmd: &InfoCommand) -> InfoResult {
     let ns = params.required(&["namespace", "ns"])?;
     let name = params.required(&["indexname"])?;
     let catalog = node.catalog();
-    let ns = catalog.namespace(ns).ok_or_else(|| no_namespace(ns))?;
+    let ns = catalog
+        .namespace(ns)
+        .ok_or_else(|| InfoError::no_namespace(ns))?;
     Ok(ns.sindexes.contains_key(name).to_string())
 }
 
 /// The seed's `show-indexes NS [SET]`.
 pub fn show_indexes(node: &Node, cmd: &InfoCommand) -> InfoResult {
     match cmd.words()[..] {
-        [ns] | [ns, _] if node.catalog().namespace(ns).is_none() => Err(no_namespace(ns)),
+        [ns] | [ns, _] if node.catalog().namespace(ns).is_none() => {
+            Err(InfoError::no_namespace(ns))
+        }
         [ns] => Ok(list(node, Some(ns), None)),
         [ns, set] => Ok(list(node, Some(ns), Some(set))),
         _ => Err(InfoError::parameter("expected: <namespace> [<set>]")),

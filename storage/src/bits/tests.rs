@@ -1,12 +1,6 @@
 use super::*;
-use crate::cdt::value::{to_bytes, List};
+use crate::cdt::model_support::op_payload as payload;
 use proptest::prelude::*;
-
-fn payload(code: i64, args: &[CdtValue]) -> Vec<u8> {
-    let mut items = vec![CdtValue::Int(code)];
-    items.extend_from_slice(args);
-    to_bytes(&CdtValue::List(List { flags: 0, items }))
-}
 
 fn i(v: i64) -> CdtValue {
     CdtValue::Int(v)

@@ -28,6 +28,9 @@ pub fn is_read_op(code: i64) -> bool {
     matches!(code, 16..=27 | 96..=110)
 }
 
+#[cfg(test)]
+pub(crate) mod model_support;
+
 pub use value::{List as CdtList, Map as CdtMap};
 
 /// A decoded operation: the context path (empty: the bin itself), the op code, arguments.
@@ -72,7 +75,7 @@ pub fn parse_op(payload: &[u8]) -> Result<ParsedOp, ResultCode> {
 
 /// Apply operation `code` to a collection value (None: missing), answering the result and
 /// the new value if it changed.
-fn apply_to(
+pub(crate) fn apply_to(
     target: Option<CdtValue>,
     code: i64,
     args: &[CdtValue],

@@ -7,8 +7,8 @@
 //! and `or` absorb it where the other side decides, and a filter that ends unknown does not
 //! pass, as in Aerospike.
 
+use crate::cdt::context;
 use crate::cdt::value::{compare, decode, CdtValue, List};
-use crate::cdt::{context, list, map};
 use crate::record::{Digest, Record, ResultCode, UserKey, Value};
 
 pub mod op;
@@ -440,13 +440,12 @@ impl<'a> Evaluator<'a> {
         let result = match (family, ctx) {
             (CALL_CDT, ctx) => call_cdt(target, ctx, &items, modify),
             (CALL_BITS | CALL_HLL, None) => {
-                let payload =
-                    crate::cdt::value::to_bytes(&CdtValue::List(List { flags: 0, items }));
                 let value = crate::cdt::to_particle(target.clone());
+                let args = items.split_off(1);
                 let effect = if family == CALL_BITS {
-                    crate::bits::apply(Some(&value), &payload, modify)
+                    crate::bits::apply_op(Some(&value), *code, args, modify)
                 } else {
-                    crate::hll::apply(Some(&value), &payload, modify)
+                    crate::hll::apply_op(Some(&value), *code, &args, modify)
                 };
                 effect.and_then(|e| {
                     let out = match (modify, e.new_bin) {
@@ -488,16 +487,12 @@ fn call_cdt(
     if modify == crate::cdt::is_read_op(code) {
         return Err(ResultCode::Parameter);
     }
-    let run = |t: Option<CdtValue>| -> Result<(CdtValue, Option<CdtValue>), ResultCode> {
-        match (t, code) {
-            (Some(CdtValue::List(l)), 0..=63) => {
-                list::apply(Some(l), code, args).map(|(r, c)| (r, c.map(CdtValue::List)))
-            }
-            (Some(CdtValue::Map(m)), 64..=127) => {
-                map::apply(Some(m), code, args).map(|(r, c)| (r, c.map(CdtValue::Map)))
-            }
-            _ => Err(ResultCode::IncompatibleType),
+    // Only an existing list or map: a missing element or another type is unknown here.
+    let run = |t: Option<CdtValue>| match t {
+        Some(v @ (CdtValue::List(_) | CdtValue::Map(_))) if (0..=127).contains(&code) => {
+            crate::cdt::apply_to(Some(v), code, args)
         }
+        _ => Err(ResultCode::IncompatibleType),
     };
     let (result, changed) = match ctx {
         Some(ctx) => {

@@ -2,6 +2,16 @@ use super::*;
 use crate::catalog::place;
 use proptest::prelude::*;
 
+/// Replica moves between two placements: (replicas added, replicas removed) over all groups.
+pub fn moves(from: &[Vec<NodeId>], to: &[Vec<NodeId>]) -> (usize, usize) {
+    from.iter().zip(to).fold((0, 0), |(a, r), (f, t)| {
+        (
+            a + t.iter().filter(|n| !f.contains(n)).count(),
+            r + f.iter().filter(|n| !t.contains(n)).count(),
+        )
+    })
+}
+
 fn loads(p: &[Vec<NodeId>]) -> BTreeMap<NodeId, usize> {
     let mut l = BTreeMap::new();
     for g in p {

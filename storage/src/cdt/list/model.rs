@@ -5,6 +5,7 @@
 //! flags add-unique, insert-bounded, no-fail and partial; every return type; INVERTED.
 
 use super::*;
+use crate::cdt::model_support::{check_step, index, range, relative};
 use crate::cdt::INVERTED;
 use proptest::prelude::*;
 
@@ -137,28 +138,6 @@ fn list(items: &[Item]) -> CdtValue {
     })
 }
 
-/// `[start, start + count)` with a negative start from the end, clamped.
-fn range(start: i64, count: Option<i64>, len: usize) -> Vec<usize> {
-    let n = len as i64;
-    let (mut s, mut c) = (
-        if start < 0 { start + n } else { start },
-        count.unwrap_or(1 << 40),
-    );
-    if s < 0 {
-        c += s;
-        s = 0;
-    }
-    if s >= n || c <= 0 {
-        return Vec::new();
-    }
-    (s as usize..(s + c).min(n) as usize).collect()
-}
-
-fn index(i: i64, len: usize) -> Option<usize> {
-    let j = if i < 0 { i + len as i64 } else { i };
-    (0..len as i64).contains(&j).then_some(j as usize)
-}
-
 struct Model {
     items: Vec<Item>,
     ordered: bool,
@@ -216,16 +195,10 @@ impl Model {
                 .collect(),
             Kind::ValueRelRank(v, o, c) => {
                 let start = self.items.iter().filter(|x| **x < Some(*v)).count() as i64 + o;
-                let (s, c) = if start < 0 {
-                    (0, c.map(|c| c + start))
-                } else {
-                    (start, *c)
-                };
-                if c.is_some_and(|c| c <= 0) {
-                    Vec::new()
-                } else {
-                    range(s, c, n).into_iter().map(|r| rank_order[r]).collect()
-                }
+                relative(start, *c, n)
+                    .into_iter()
+                    .map(|r| rank_order[r])
+                    .collect()
             }
         })
     }
@@ -451,15 +424,8 @@ proptest! {
                 continue;
             }
             let want = model.apply(s);
-            match run(current.clone(), s) {
-                Ok((got, changed)) => {
-                    prop_assert_eq!(Ok(got), want, "{:?}", s);
-                    if let Some(c) = changed {
-                        current = Some(c);
-                    }
-                }
-                Err(code) => prop_assert_eq!(Err(code), want, "{:?}", s),
-            }
+            let got = run(current.clone(), s);
+            check_step(&mut current, got, want, s)?;
             let l = current.as_ref().unwrap();
             prop_assert_eq!(CdtValue::List(List { flags: 0, items: l.items.clone() }), list(&model.items), "after {:?}", s);
             prop_assert_eq!(l.flags, if model.ordered { LIST_ORDERED } else { 0 });

@@ -5,6 +5,7 @@
 //! start from where an anchor would sit; INVERTED takes the complement in key order.
 
 use super::*;
+use crate::cdt::model_support::{check_step, index, range, relative};
 use crate::cdt::INVERTED;
 use proptest::prelude::*;
 
@@ -178,41 +179,13 @@ impl Model {
     /// Key-order positions a selector picks, in the order results are given.
     fn select(&self, kind: &Kind) -> Result<Vec<usize>, ResultCode> {
         let view = self.by_key();
-        let n = view.len() as i64;
         // value order: positions sorted by value, ties by key order
         let mut rank_order: Vec<usize> = (0..view.len()).collect();
         rank_order.sort_by_key(|p| (view[*p].1, *p));
-        let range = |start: i64, count: Option<i64>| -> Vec<usize> {
-            let (mut s, mut c) = (
-                if start < 0 { start + n } else { start },
-                count.unwrap_or(1 << 40),
-            );
-            if s < 0 {
-                c += s;
-                s = 0;
-            }
-            if s >= n || c <= 0 {
-                return Vec::new();
-            }
-            (s as usize..(s + c).min(n) as usize).collect()
-        };
-        let index = |i: i64| {
-            let j = if i < 0 { i + n } else { i };
-            (0..n).contains(&j).then_some(j as usize)
-        };
-        // Relative ranges: a start before the first element cuts the count instead of
-        // counting from the end (Aerospike's (3,-2,2) on {0,4,5,9} selects key 0).
-        let relative = |start: i64, count: Option<i64>| -> Vec<usize> {
-            let (s, c) = if start < 0 {
-                (0, count.map(|c| c + start))
-            } else {
-                (start, count)
-            };
-            if c.is_some_and(|c| c <= 0) {
-                return Vec::new();
-            }
-            range(s, c)
-        };
+        let len = view.len();
+        let range = |start: i64, count: Option<i64>| range(start, count, len);
+        let index = |i: i64| index(i, len);
+        let relative = |start: i64, count: Option<i64>| relative(start, count, len);
         let below = |b: &Option<i64>, x: i64| b.is_none_or(|b| x < b);
         Ok(match kind {
             Kind::Key(k) => view.iter().position(|e| e.0 == *k).into_iter().collect(),
@@ -386,7 +359,6 @@ proptest! {
             // Items with a repeated key are ambiguous in a msgpack map: skip them.
             if let Step::PutItems(p, _) | Step::Add(p) | Step::Replace(p) = s {
                 let mut keys: Vec<i64> = p.iter().map(|e| e.0).collect();
-                keys.dedup();
                 keys.sort_unstable();
                 keys.dedup();
                 if keys.len() != p.len() {
@@ -394,15 +366,8 @@ proptest! {
                 }
             }
             let want = model.apply(s);
-            match run(current.clone(), s) {
-                Ok((got, changed)) => {
-                    prop_assert_eq!(Ok(got), want, "{:?}", s);
-                    if let Some(c) = changed {
-                        current = Some(c);
-                    }
-                }
-                Err(code) => prop_assert_eq!(Err(code), want, "{:?}", s),
-            }
+            let got = run(current.clone(), s);
+            check_step(&mut current, got, want, s)?;
             let entries: Vec<(CdtValue, CdtValue)> = model
                 .pairs
                 .iter()
