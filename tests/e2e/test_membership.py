@@ -63,11 +63,15 @@ def roster_set(cluster, via, nodes):
 
 
 def wait_stable(cluster, timeout=90.0):
-    """Every live node answers cluster-stable with the same key."""
+    """Every live node answers cluster-stable with the same key, and every partition has a
+    master some node claims: cluster-stable speaks of placement, not of elections, and right
+    after a restart a group may still be electing its leader (a client would then find no
+    node for its partition)."""
     def stable():
         keys = {info(cluster.port(i), "cluster-stable:") for i in cluster.live()}
         return len(keys) == 1 and not next(iter(keys)).startswith("ERROR")
     wait_until("a stable cluster", stable, timeout=timeout, interval=0.25)
+    cluster.wait_ready(timeout=timeout)
 
 
 def figures(cluster, i, command):
