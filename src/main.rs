@@ -107,6 +107,9 @@ struct ServeArgs {
     /// Snapshot a group (and purge its log) after this many applied entries [default: 20000]
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// Bytes per chunk when a snapshot is sent to another node [default: 1048576]
+    #[arg(long)]
+    snapshot_chunk_bytes: Option<usize>,
     /// Longest a request waits for a leader, a quorum or a commit [default: 5000]
     #[arg(long)]
     request_timeout_ms: Option<u64>,
@@ -212,6 +215,10 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         election_timeout_min_ms: election,
         election_timeout_max_ms: election * 2,
         snapshot_every: a.snapshot_every.or(n.snapshot_every).unwrap_or(20_000),
+        snapshot_chunk_bytes: a
+            .snapshot_chunk_bytes
+            .unwrap_or(raft::config::DEFAULT_SNAPSHOT_CHUNK)
+            .max(1),
     };
     let mut namespaces: Vec<NamespaceConfig> = file
         .namespaces

@@ -3,6 +3,10 @@
 use crate::types::GroupId;
 use std::sync::Arc;
 
+/// Default size of a snapshot chunk: big enough that a transfer is not dominated by round
+/// trips, small enough to be one ordinary fabric frame.
+pub const DEFAULT_SNAPSHOT_CHUNK: usize = 1 << 20;
+
 /// Raft settings shared by all groups of a node.
 #[derive(Clone, Debug)]
 pub struct RaftConfig {
@@ -11,6 +15,9 @@ pub struct RaftConfig {
     pub election_timeout_max_ms: u64,
     /// Take a snapshot (and purge the log before it) after this many applied entries.
     pub snapshot_every: u64,
+    /// A snapshot sent to another node goes in chunks of this many bytes, each its own
+    /// request, so neither side holds it whole and other groups' messages interleave.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for RaftConfig {
@@ -22,6 +29,7 @@ impl Default for RaftConfig {
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
             snapshot_every: 20_000,
+            snapshot_chunk_bytes: DEFAULT_SNAPSHOT_CHUNK,
         }
     }
 }

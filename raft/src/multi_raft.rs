@@ -8,7 +8,7 @@ use crate::network::NetworkFactory;
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
-use crate::types::{GroupId, NodeId, Raft, Snapshot};
+use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::ReadPolicy;
@@ -27,6 +27,9 @@ pub struct Group {
     pub id: GroupId,
     pub raft: Raft,
     pub records: SharedRecords,
+    /// Held while a snapshot chunk is stored or a received snapshot installed: transfers of
+    /// one group share a file, so they never interleave.
+    receiving: tokio::sync::Mutex<()>,
 }
 
 /// A group's state as the info commands report it.
@@ -108,6 +111,7 @@ impl MultiRaft {
         let network = NetworkFactory {
             group,
             transport: self.transport.clone(),
+            snapshot_chunk: self.config.snapshot_chunk_bytes,
         };
         let log = GroupLogStore::new(group, self.log.clone());
         let span = tracing::info_span!("group", node = self.node_id, group);
@@ -120,6 +124,7 @@ impl MultiRaft {
             id: group,
             raft,
             records,
+            receiving: tokio::sync::Mutex::new(()),
         });
         self.groups
             .write()
@@ -285,9 +290,63 @@ impl MultiRaft {
                 RaftReply::Error(format!("group {group} not hosted on node {}", self.node_id))
             }
             (_, Err(e)) => RaftReply::Error(format!("bad request: {e}")),
+            (
+                Some(g),
+                Ok(RaftRequest::SnapshotChunk {
+                    vote,
+                    offset,
+                    total,
+                    data,
+                }),
+            ) => self.snapshot_chunk(&g, vote, offset, total, data).await,
             (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
         };
         encode_reply(&reply)
+    }
+
+    /// Stores one chunk of a snapshot sent by `group`'s leader; the last one installs it
+    /// (openraft checks the vote then, so a deposed leader's snapshot is refused).
+    async fn snapshot_chunk(
+        &self,
+        g: &Group,
+        vote: Vote,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+    ) -> RaftReply {
+        let _one_at_a_time = g.receiving.lock().await;
+        let (files, group) = (self.snapshots.clone(), g.id);
+        let stored =
+            tokio::task::spawn_blocking(move || files.receive_chunk(group, offset, total, &data))
+                .await;
+        let file = match stored {
+            Ok(Ok(None)) => return RaftReply::ChunkStored,
+            Ok(Ok(Some(file))) => file,
+            Ok(Err(e)) => return RaftReply::Error(format!("snapshot chunk refused: {e}")),
+            Err(e) => return RaftReply::Error(e.to_string()),
+        };
+        let meta = match decode::<SnapshotMeta>(file.meta()) {
+            Ok(m) => m,
+            Err(e) => return RaftReply::Error(format!("snapshot meta: {e}")),
+        };
+        tracing::info!(group, bytes = total, last_log_id = ?meta.last_log_id, "received a snapshot");
+        let reply = g
+            .raft
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta,
+                    snapshot: file.clone(),
+                },
+            )
+            .await
+            .map(RaftReply::Snapshot)
+            .unwrap_or_else(|e| RaftReply::Error(e.to_string()));
+        // Installing moved the file into place; one refused (a stale vote) is not kept.
+        if let Err(e) = self.snapshots.discard(g.id, &file) {
+            tracing::warn!(group, error = %e, "could not remove a refused snapshot");
+        }
+        reply
     }
 
     /// Wait until this node has applied `group`'s log up to `index`; false on timeout.
@@ -443,17 +502,8 @@ async fn dispatch(raft: &Raft, req: RaftRequest) -> RaftReply {
             .await
             .map(RaftReply::Vote)
             .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
-        RaftRequest::Snapshot { vote, meta, data } => raft
-            .install_full_snapshot(
-                vote,
-                Snapshot {
-                    meta,
-                    snapshot: data,
-                },
-            )
-            .await
-            .map(RaftReply::Snapshot)
-            .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
+        // Handled by `MultiRaft::snapshot_chunk`, which owns the snapshot files.
+        RaftRequest::SnapshotChunk { .. } => RaftReply::Error("misrouted snapshot chunk".into()),
         RaftRequest::TransferLeader(r) => raft
             .handle_transfer_leader(r)
             .await

@@ -3,7 +3,7 @@
 
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
 use crate::transport::{Transport, TransportError};
-use crate::types::{GroupId, NodeId, Snapshot, TypeConfig, Vote};
+use crate::types::{GroupId, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct NetworkFactory {
     pub group: GroupId,
     pub transport: Arc<dyn Transport>,
+    /// Bytes per snapshot chunk.
+    pub snapshot_chunk: usize,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -28,6 +30,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             group: self.group,
             transport: self.transport.clone(),
+            snapshot_chunk: self.snapshot_chunk.max(1),
         }
     }
 }
@@ -36,6 +39,7 @@ pub struct GroupClient {
     target: NodeId,
     group: GroupId,
     transport: Arc<dyn Transport>,
+    snapshot_chunk: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,12 +75,16 @@ impl GroupClient {
     }
 }
 
+fn streaming_network(s: String) -> StreamingError<TypeConfig> {
+    StreamingError::Network(NetworkError::new(&Msg(s)))
+}
+
 fn unexpected() -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&Msg("unexpected reply kind".into())))
 }
 
 impl RaftNetworkV2<TypeConfig> for GroupClient {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -117,30 +125,58 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         }
     }
 
+    /// Sends the snapshot file as it is on disk, one chunk per request and one request at a
+    /// time, so neither side ever holds it whole; the receiver checks the reassembled file
+    /// with its own header and checksum before installing it.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
         snapshot: Snapshot,
-        _cancel: impl std::future::Future<Output = ReplicationClosed> + Send + 'static,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = RaftRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        // Snapshots can be large: allow far longer than a heartbeat.
+        let file = snapshot.snapshot;
+        let total = file.len();
+        // A chunk must cross a loaded fabric: allow far longer than a heartbeat.
         let timeout = option.hard_ttl().max(Duration::from_secs(30));
-        match self.call(req, timeout).await {
-            Ok(RaftReply::Snapshot(r)) => Ok(r),
-            Ok(_) => Err(StreamingError::Network(NetworkError::new(&Msg(
-                "unexpected reply kind".into(),
-            )))),
-            Err(RPCError::Unreachable(u)) => Err(StreamingError::Unreachable(u)),
-            Err(RPCError::Network(n)) => Err(StreamingError::Network(n)),
-            Err(e) => Err(StreamingError::Network(NetworkError::new(&Msg(
-                e.to_string()
-            )))),
+        let mut cancel = std::pin::pin!(cancel);
+        let (mut offset, mut chunks) = (0u64, 0u32);
+        loop {
+            let (f, at, max) = (file.clone(), offset, self.snapshot_chunk);
+            let data = tokio::task::spawn_blocking(move || f.read_chunk(at, max))
+                .await
+                .map_err(|e| streaming_network(e.to_string()))?
+                .map_err(|e| streaming_network(format!("reading the snapshot: {e}")))?;
+            let len = data.len() as u64;
+            let last = offset + len >= total;
+            let req = RaftRequest::SnapshotChunk {
+                vote,
+                offset,
+                total,
+                data,
+            };
+            let reply = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                r = self.call(req, timeout) => r,
+            };
+            chunks += 1;
+            match reply {
+                Ok(RaftReply::Snapshot(r)) if last => {
+                    tracing::info!(
+                        group = self.group,
+                        target = self.target,
+                        bytes = total,
+                        chunks,
+                        "sent a snapshot in {chunks} chunks"
+                    );
+                    return Ok(r);
+                }
+                Ok(RaftReply::ChunkStored) if !last => offset += len,
+                Ok(_) => return Err(streaming_network("unexpected reply kind".into())),
+                Err(RPCError::Unreachable(u)) => return Err(StreamingError::Unreachable(u)),
+                Err(RPCError::Network(n)) => return Err(StreamingError::Network(n)),
+                Err(e) => return Err(streaming_network(e.to_string())),
+            }
         }
     }
 

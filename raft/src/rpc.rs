@@ -1,6 +1,6 @@
 //! Raft RPC messages as they cross the fabric, and their dispatch on the receiving node.
 
-use crate::types::{SnapshotMeta, TypeConfig, Vote};
+use crate::types::{TypeConfig, Vote};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -8,16 +8,20 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 /// Format version of [`RaftRequest`]/[`RaftReply`]; a peer speaking another one is refused.
-pub const RPC_VERSION: u8 = 1;
+pub const RPC_VERSION: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 pub enum RaftRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
-    Snapshot {
+    /// Bytes `offset..offset + data.len()` of a snapshot file of `total` bytes (header,
+    /// meta and data as the sender stores it). Chunks go one at a time, in order; the last
+    /// one installs the snapshot and is answered with [`RaftReply::Snapshot`].
+    SnapshotChunk {
         vote: Vote,
-        meta: SnapshotMeta,
+        offset: u64,
+        total: u64,
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
@@ -29,6 +33,8 @@ pub enum RaftReply {
     Append(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
+    /// A snapshot chunk other than the last was stored.
+    ChunkStored,
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The receiver could not handle the request (group missing, shutting down, bad bytes).
     Error(String),

@@ -2,10 +2,12 @@
 //!
 //! Records live in memory; the Raft log is the write-ahead log. Snapshots are written to a
 //! file per group so the log can be purged, and a restarting node installs the latest one
-//! and re-applies the committed log after it.
+//! and re-applies the committed log after it. A snapshot's data is that file
+//! ([`SnapshotData`]): encoded straight into it, sent from it, decoded from it.
 
 use crate::types::{
-    decode, encode, GroupId, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+    decode, encode, GroupId, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    TypeConfig,
 };
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -40,10 +42,10 @@ enum Captured {
 }
 
 impl Captured {
-    fn encode(&self) -> Vec<u8> {
+    fn encode_into(&self, w: &mut dyn io::Write) -> io::Result<()> {
         match self {
-            Captured::Records(r) => r.encode_snapshot(),
-            Captured::Catalog(c) => c.encode(),
+            Captured::Records(r) => r.encode_snapshot_into(w),
+            Captured::Catalog(c) => w.write_all(&c.encode()),
         }
     }
 }
@@ -98,7 +100,7 @@ fn poisoned() -> io::Error {
 }
 
 impl RaftStateMachine<TypeConfig> for GroupStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
@@ -158,29 +160,37 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> io::Result<()> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-        let decoded = match &self.data {
-            GroupData::Records(_) => Captured::Records(
-                RecordStore::decode_snapshot(&snapshot).map_err(|e| invalid(e.to_string()))?,
-            ),
-            GroupData::Catalog(_) => {
-                Captured::Catalog(Arc::new(Catalog::decode(&snapshot).map_err(invalid)?))
+        // Decoding every record is blocking work: keep it off the async workers. It reads
+        // the file as it goes, so the encoded snapshot is never in memory.
+        let catalog = matches!(self.data, GroupData::Catalog(_));
+        let file = snapshot.clone();
+        let decoded = tokio::task::spawn_blocking(move || -> io::Result<Captured> {
+            if catalog {
+                let bytes = file.read_data()?;
+                Ok(Captured::Catalog(Arc::new(
+                    Catalog::decode(&bytes).map_err(invalid)?,
+                )))
+            } else {
+                RecordStore::decode_snapshot_from(&mut file.data())
+                    .map(Captured::Records)
+                    .map_err(|e| invalid(e.to_string()))
             }
-        };
-        // Persist before adopting it: after a restart the log before it may already be purged.
-        let current = self.snapshots.load(self.group).map_err(io::Error::other)?;
-        let ours = match &current {
-            Some((m, _)) => {
-                decode::<SnapshotMeta>(m).ok().map(|m| m.last_log_id) == Some(meta.last_log_id)
-            }
-            None => false,
-        };
-        if !ours {
+        })
+        .await
+        .map_err(io::Error::other)??;
+        // Persist before adopting it: after a restart the log before it may already be
+        // purged. A snapshot opened from this group's own file (at start-up) stays where it is.
+        if !self.snapshots.is_installed(self.group, &snapshot) {
             self.snapshots
-                .save(self.group, &encode(meta)?, &snapshot)
+                .install(self.group, &snapshot)
                 .map_err(io::Error::other)?;
-            tracing::info!(group = self.group, last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
+            tracing::info!(group = self.group, last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installed a snapshot from the leader");
         }
         match (&self.data, decoded) {
             (GroupData::Records(records), Captured::Records(store)) => {
@@ -197,10 +207,10 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        match self.snapshots.load(self.group).map_err(io::Error::other)? {
-            Some((meta, data)) => Ok(Some(Snapshot {
-                meta: decode::<SnapshotMeta>(&meta)?,
-                snapshot: data,
+        match self.snapshots.open(self.group).map_err(io::Error::other)? {
+            Some(file) => Ok(Some(Snapshot {
+                meta: decode::<SnapshotMeta>(file.meta())?,
+                snapshot: file,
             })),
             None => Ok(None),
         }
@@ -216,7 +226,7 @@ pub struct SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let store = std::mem::replace(
@@ -226,17 +236,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta_bytes = encode(&self.meta)?;
         let (files, group) = (self.snapshots.clone(), self.group);
         // Encoding every record, writing and fsyncing a file are blocking work: keep them off
-        // the async workers.
-        let data = tokio::task::spawn_blocking(move || {
-            let data = store.encode();
-            files.save(group, &meta_bytes, &data).map(|_| data)
+        // the async workers. Records are encoded straight into the file.
+        let file = tokio::task::spawn_blocking(move || {
+            files.write(group, &meta_bytes, |w| store.encode_into(w))
         })
         .await
         .map_err(io::Error::other)?
         .map_err(io::Error::other)?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: data,
+            snapshot: file,
         })
     }
 }

@@ -30,17 +30,57 @@ const SNAPSHOT_VERSION: u32 = 4;
 #[derive(Serialize)]
 struct SnapshotBodyRef<'a> {
     version: u32,
-    records: Vec<(&'a Digest, &'a Record)>,
+    records: RecordsRef<'a>,
     indexes: Vec<(&'a String, &'a IndexState)>,
     closed: bool,
 }
 
+/// The records as a sequence of `(digest, record)`, serialized straight from the map.
+struct RecordsRef<'a>(&'a BTreeMap<Digest, Arc<Record>>);
+
+impl Serialize for RecordsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (d, r) in self.0 {
+            seq.serialize_element(&(d, &**r))?;
+        }
+        seq.end()
+    }
+}
+
+/// The records of the current format after the version, decoded straight into the map (no
+/// intermediate list of every record).
 #[derive(Deserialize)]
 struct SnapshotBody {
-    _version: u32,
-    records: Vec<(Digest, Record)>,
+    records: RecordMap,
     indexes: Vec<(String, IndexState)>,
     closed: bool,
+}
+
+struct RecordMap(BTreeMap<Digest, Arc<Record>>);
+
+impl<'de> Deserialize<'de> for RecordMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RecordMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of (digest, record)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RecordMap, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some((d, r)) = seq.next_element::<(Digest, Record)>()? {
+                    map.insert(d, Arc::new(r));
+                }
+                Ok(RecordMap(map))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 /// Version 3: records and index cursors (before the closed flag); still loaded.
@@ -293,59 +333,73 @@ impl RecordStore {
 
     /// Encode every record (expired ones too: expiry is decided by replicated deletes).
     pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for these plain types.
+        let _ = self.encode_snapshot_into(&mut out);
+        out
+    }
+
+    /// Encode every record into `w` as it goes: a snapshot is streamed to its file, never
+    /// held in memory whole.
+    pub fn encode_snapshot_into(&self, mut w: &mut dyn std::io::Write) -> std::io::Result<()> {
         let body = SnapshotBodyRef {
             version: SNAPSHOT_VERSION,
-            records: self.iter().collect(),
+            records: RecordsRef(&self.records),
             indexes: self.indexes.iter().map(|(n, ix)| (n, &ix.state)).collect(),
             closed: self.closed,
         };
-        // Encoding into a Vec cannot fail for these plain types.
-        bincode::serde::encode_to_vec(&body, bincode::config::standard()).unwrap_or_default()
+        bincode::serde::encode_into_std_write(&body, &mut w, bincode::config::standard())
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     }
 
-    pub fn decode_snapshot(bytes: &[u8]) -> Result<RecordStore, SnapshotError> {
+    pub fn decode_snapshot(mut bytes: &[u8]) -> Result<RecordStore, SnapshotError> {
+        Self::decode_snapshot_from(&mut bytes)
+    }
+
+    /// Decode a snapshot read from `r` (a file, as it streams in).
+    pub fn decode_snapshot_from(r: &mut impl std::io::Read) -> Result<RecordStore, SnapshotError> {
         let config = bincode::config::standard();
         let decode_error = |e: bincode::error::DecodeError| SnapshotError::Decode(e.to_string());
-        let (version, at): (u32, usize) =
-            bincode::serde::decode_from_slice(bytes, config).map_err(decode_error)?;
+        let version: u32 = bincode::serde::decode_from_std_read(r, config).map_err(decode_error)?;
         let body = match version {
             2 => {
-                let (v2, _): (SnapshotBodyV2, usize) =
-                    bincode::serde::decode_from_slice(&bytes[at..], config)
-                        .map_err(decode_error)?;
+                let v2: SnapshotBodyV2 =
+                    bincode::serde::decode_from_std_read(r, config).map_err(decode_error)?;
                 SnapshotBody {
-                    _version: version,
-                    records: v2.records,
+                    records: RecordMap(
+                        v2.records
+                            .into_iter()
+                            .map(|(d, r)| (d, Arc::new(r)))
+                            .collect(),
+                    ),
                     indexes: Vec::new(),
                     closed: false,
                 }
             }
             3 => {
-                let (v3, _): (SnapshotBodyV3, usize) =
-                    bincode::serde::decode_from_slice(&bytes[at..], config)
-                        .map_err(decode_error)?;
+                let v3: SnapshotBodyV3 =
+                    bincode::serde::decode_from_std_read(r, config).map_err(decode_error)?;
                 SnapshotBody {
-                    _version: version,
-                    records: v3.records,
+                    records: RecordMap(
+                        v3.records
+                            .into_iter()
+                            .map(|(d, r)| (d, Arc::new(r)))
+                            .collect(),
+                    ),
                     indexes: v3.indexes,
                     closed: false,
                 }
             }
             SNAPSHOT_VERSION => {
-                bincode::serde::decode_from_slice::<SnapshotBody, _>(bytes, config)
-                    .map_err(decode_error)?
-                    .0
+                bincode::serde::decode_from_std_read(r, config).map_err(decode_error)?
             }
             v => return Err(SnapshotError::Version(v)),
         };
         let mut store = RecordStore {
             expired: 0,
             closed: body.closed,
-            records: body
-                .records
-                .into_iter()
-                .map(|(d, r)| (d, Arc::new(r)))
-                .collect(),
+            records: body.records.0,
             indexes: BTreeMap::new(),
         };
         // Entries are a function of the records and each index's cursor: rebuild them.

@@ -3,6 +3,7 @@ writer that records every acknowledged write: grow 3→5 and shrink 5→3, repla
 -9 a group leader while groups move, restart every node mid-rebalance. Afterwards every
 acknowledged write reads back, and a removed node holds no data group any more."""
 
+import re
 import threading
 import time
 
@@ -199,8 +200,10 @@ def test_restart_every_node_mid_rebalance(cluster):
 
 @pytest.fixture
 def purging(tmp_path):
-    """3 nodes (and a spare, node 4) that snapshot and purge their logs every 50 entries."""
-    c = Cluster(tmp_path, nodes=3, spares=1, extra_args=["--snapshot-every", "50"])
+    """3 nodes (and a spare, node 4) that snapshot and purge their logs every 50 entries and
+    send snapshots in 8 KiB chunks (so every transfer takes several)."""
+    c = Cluster(tmp_path, nodes=3, spares=1,
+                extra_args=["--snapshot-every", "50", "--snapshot-chunk-bytes", "8192"])
     c.start_all()
     yield c
     c.stop_all()
@@ -230,6 +233,12 @@ def test_a_new_replica_behind_a_purged_log_installs_a_snapshot(purging, tmp_path
     wait_stable(purging)
     with open(tmp_path / "n4.log", errors="replace") as f:
         assert "installed a snapshot from the leader" in f.read()
+    # the leaders streamed them in chunks
+    sent = []
+    for i in (1, 2, 3):
+        with open(tmp_path / f"n{i}.log", errors="replace") as f:
+            sent += [int(n) for n in re.findall(r"sent a snapshot in (\d+) chunks", f.read())]
+    assert sent and max(sent) > 1, sent
     check_node_4_holds_replicas(purging, client, 4000, 7)
 
 
