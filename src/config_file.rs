@@ -16,8 +16,8 @@
 //! port = 3000
 //! seeds = ["127.0.0.1:3012", "127.0.0.1:3022"]
 //! bootstrap-expect = 3
-//! heartbeat-ms = 200
-//! election-timeout-ms = 1000
+//! heartbeat-ms = 100
+//! election-timeout-ms = 500
 //!
 //! [logging]
 //! level = "info"

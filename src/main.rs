@@ -98,10 +98,10 @@ struct ServeArgs {
     /// Allow clients' relaxed replica reads (ALLOW_REPLICA); these are not linearizable.
     #[arg(long)]
     allow_relaxed_reads: bool,
-    /// [default: 200]
+    /// [default: 100]
     #[arg(long)]
     heartbeat_ms: Option<u64>,
-    /// [default: 1000]
+    /// Bottom of the election timeout window; its top is 20% above [default: 500]
     #[arg(long)]
     election_timeout_ms: Option<u64>,
     /// Snapshot a group (and purge its log) after this many applied entries [default: 20000]
@@ -209,11 +209,14 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
     let election = a
         .election_timeout_ms
         .or(net.election_timeout_ms)
-        .unwrap_or(1000);
+        .unwrap_or(raft::config::DEFAULT_ELECTION_TIMEOUT_MS);
     let raft = raft::config::RaftConfig {
-        heartbeat_ms: a.heartbeat_ms.or(net.heartbeat_ms).unwrap_or(200),
+        heartbeat_ms: a
+            .heartbeat_ms
+            .or(net.heartbeat_ms)
+            .unwrap_or(raft::config::DEFAULT_HEARTBEAT_MS),
         election_timeout_min_ms: election,
-        election_timeout_max_ms: election * 2,
+        election_timeout_max_ms: raft::config::election_timeout_max(election),
         snapshot_every: a.snapshot_every.or(n.snapshot_every).unwrap_or(20_000),
         snapshot_chunk_bytes: a
             .snapshot_chunk_bytes

@@ -3,7 +3,7 @@
 //! The schedule flip-flops: a healthy period (2–5 s by default), then one fault — or, when
 //! several fault classes are enabled, sometimes two of different classes at once, e.g. a
 //! partition plus a kill — held for 3–8 s, then undone (heal / restart / resume). Durations
-//! straddle Strato's default election timeout (1 s) and request timeout (5 s), so some faults
+//! straddle Strato's default election timeout (0.5 s) and request timeout (5 s), so some faults
 //! end before clients give up and others outlast them. Leader-targeted faults read the current
 //! masters from the nodes' `replicas` answers, since those are the productive targets (Jepsen's
 //! `:primaries`). Choices come from one RNG seeded with `rng_seed`, so the same seed gives the

@@ -8,6 +8,8 @@
 //! - [`target`]: one client task's session with Strato (partition-aware, see
 //!   [`crate::client::Cluster`]) or etcd.
 //! - [`stats`]: counters for the per-second progress line, HDR histograms for percentiles.
+//! - [`failover`]: `--kill-pid`, a node killed under load and the time until every
+//!   partition has a master again.
 //!
 //! Closed loop (`--clients N`): N tasks each send their next request when the previous one
 //! answered. Open loop (`--rate R`): requests are due at a fixed schedule, at most `--clients`
@@ -17,6 +19,7 @@
 //! granularity is 1 ms: open-loop latencies can include up to 1 ms of timer lateness, which
 //! the service time does not.)
 
+pub mod failover;
 pub mod keys;
 pub mod stats;
 pub mod target;
@@ -113,6 +116,13 @@ pub struct BenchArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Failover: `kill -9` this process (a Strato node) `--kill-after` seconds into the
+    /// measured window, and report how long until every partition has a master again.
+    #[arg(long)]
+    pub kill_pid: Option<u32>,
+    /// Seconds into the measured window at which `--kill-pid` is killed.
+    #[arg(long, default_value_t = 3.0)]
+    pub kill_after: f64,
 }
 
 /// The JSON summary (also what the final table is printed from).
@@ -143,6 +153,9 @@ pub struct Report {
     /// Strato: how often the partition map was rebuilt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map_refreshes: Option<u64>,
+    /// `--kill-pid`: what the kill showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<failover::FailoverReport>,
 }
 
 /// What every task shares.
@@ -288,6 +301,17 @@ pub fn render(r: &Report) -> String {
         "total {:.0} ops/s, {} timeouts, {} errors\n",
         r.total.ops_per_sec, r.total.counts.timeouts, r.total.counts.errors
     ));
+    if let Some(f) = &r.failover {
+        out.push_str(&format!(
+            "failover: killed pid {}, {} partitions lost their master, {}\n",
+            f.killed_pid,
+            f.masterless_after_kill,
+            match f.restored_ms {
+                Some(ms) => format!("all had one again after {ms:.0} ms"),
+                None => "not all had one again by the end of the run".into(),
+            }
+        ));
+    }
     for (k, s) in &r.ops {
         for (why, n) in &s.error_kinds {
             out.push_str(&format!("  {k}: {n} × {why}\n"));
@@ -323,6 +347,7 @@ pub async fn execute(args: &BenchArgs) -> anyhow::Result<Report> {
         .map(|r| ValueGen::new(args.value, r))
         .collect();
 
+    let mut failover = None;
     let (report, refreshes) = match args.target {
         TargetKind::Strato => {
             let seeds = resolve(&args.hosts)?;
@@ -330,6 +355,18 @@ pub async fn execute(args: &BenchArgs) -> anyhow::Result<Report> {
                 .await
                 .context("no Strato node answered")?;
             wait_for_leaders(&cluster, args.quiet).await;
+            if let Some(pid) = args.kill_pid {
+                let after =
+                    Duration::from_secs_f64(args.warmup.max(0.0) + args.kill_after.max(0.0));
+                let limit = Duration::from_secs_f64(args.duration.unwrap_or(10.0).max(1.0) + 30.0);
+                failover = Some(tokio::spawn(failover::kill_and_watch(
+                    pid,
+                    after,
+                    cluster.nodes(),
+                    args.namespace.clone(),
+                    limit,
+                )));
+            }
             let mode = match args.read_mode {
                 ReadModeArg::Linearize => crate::client::ReadMode::Linearize,
                 ReadModeArg::AllowReplica => crate::client::ReadMode::AllowReplica,
@@ -346,8 +383,13 @@ pub async fn execute(args: &BenchArgs) -> anyhow::Result<Report> {
         }
         TargetKind::Etcd => (etcd(args, dist, seed, values, chooser, rngs).await?, None),
     };
+    let failover = match failover {
+        Some(task) => Some(task.await.context("the failover task failed")??),
+        None => None,
+    };
     Ok(Report {
         map_refreshes: refreshes,
+        failover,
         ..report
     })
 }
@@ -579,6 +621,7 @@ async fn drive<S: Session>(
         writes: group(&|k| k.writes()),
         ops,
         map_refreshes: None,
+        failover: None,
     })
 }
 

@@ -73,10 +73,17 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
     let ns_cluster_size = catalog.roster.iter().filter(|id| node.is_up(**id)).count();
     let wal = node.log_stats();
     let groups = node.multi.groups();
-    let leaders = groups
+    let statuses: Vec<_> = groups
         .iter()
-        .filter(|g| node.multi.status(g.id).and_then(|st| st.leader) == Some(node.config.node_id))
+        .filter_map(|g| node.multi.status(g.id))
+        .collect();
+    let leaders = statuses
+        .iter()
+        .filter(|st| st.leader == Some(node.config.node_id))
         .count();
+    // Every election raises a group's term: the sum moving while no node fails or joins
+    // means leaders are being lost to timeouts (tuning the election timeout watches it).
+    let terms: u64 = statuses.iter().map(|st| st.term).sum();
     Ok([
         ("cluster_size", cluster_size as u64),
         ("ns_cluster_size", ns_cluster_size as u64),
@@ -88,6 +95,7 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         ("catalog_version", catalog.version),
         ("raft_groups", groups.len() as u64),
         ("raft_groups_led", leaders as u64),
+        ("raft_terms", terms),
         ("client_connections", Stats::get(&s.client_connections)),
         ("client_read_requests", Stats::get(&s.reads)),
         ("client_read_not_found", Stats::get(&s.read_not_found)),
