@@ -48,8 +48,10 @@ pub struct MultiRaft {
     snapshots: Arc<SnapshotFiles>,
     transport: Arc<dyn Transport>,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
-    /// Serializes group creation so two callers never build the same group twice.
-    creating: tokio::sync::Mutex<()>,
+    /// One lock per group id, serializing its creation and removal: two callers never build
+    /// the same group twice, while different groups open side by side (a restarting node
+    /// loads every group's snapshot and replays its log in parallel).
+    creating: std::sync::Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn lock_err() -> io::Error {
@@ -74,7 +76,7 @@ impl MultiRaft {
             snapshots,
             transport,
             groups: RwLock::new(HashMap::new()),
-            creating: tokio::sync::Mutex::new(()),
+            creating: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -98,8 +100,18 @@ impl MultiRaft {
         self.open(group, GroupData::Catalog(catalog)).await
     }
 
+    fn lock_group(&self, group: GroupId) -> io::Result<Arc<tokio::sync::Mutex<()>>> {
+        Ok(self
+            .creating
+            .lock()
+            .map_err(|_| lock_err())?
+            .entry(group)
+            .or_default()
+            .clone())
+    }
+
     async fn open(&self, group: GroupId, data: GroupData) -> io::Result<Arc<Group>> {
-        let _guard = self.creating.lock().await;
+        let _guard = self.lock_group(group)?.lock_owned().await;
         if let Some(g) = self.group(group) {
             return Ok(g);
         }
@@ -136,7 +148,7 @@ impl MultiRaft {
     /// Stop hosting `group` and delete everything this node stored for it (its log, its Raft
     /// metadata and its snapshot): its namespace was dropped.
     pub async fn remove_group(&self, group: GroupId) -> io::Result<()> {
-        let _guard = self.creating.lock().await;
+        let _guard = self.lock_group(group)?.lock_owned().await;
         let removed = self.groups.write().map_err(|_| lock_err())?.remove(&group);
         if let Some(g) = removed {
             let _ = g.raft.shutdown().await;

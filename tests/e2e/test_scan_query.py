@@ -311,7 +311,15 @@ def test_everything_after_kill_and_restart(client, cluster, people):
     cluster.start(2)
     cluster.wait_ready()
     wait_until("restarted node rebuilt its indexes", lambda: load_pct(cluster, "age_ix") == 100)
-    fresh = cluster.client(seed=2, total_timeout=10000)
+    # The restarted node takes back the groups it prefers to lead within a few seconds; a
+    # query that meets such a handover finds those partitions unavailable on the old leader
+    # and retries them once the client's partition map has moved (it refreshes every second),
+    # as an Aerospike client does during migrations.
+    fresh = cluster.client(
+        seed=2,
+        total_timeout=10000,
+        query={"total_timeout": 10000, "max_retries": 10, "sleep_between_retries": 500},
+    )
     try:
         check_queries(fresh, people)
         records = fresh.query(NS, "s1").results()
