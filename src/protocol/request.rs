@@ -8,7 +8,8 @@
 //! Two outcomes besides success:
 //! - `Err(RequestError)`: the message is malformed or breaks a protocol rule; answer its code.
 //! - `Ok(Request::Unsupported(code))`: a well-formed command this server does not implement
-//!   yet (batch, scan/query, UDF, CDT/bit/HLL/expression ops, filters, transactions).
+//!   (UDFs, multi-record transactions); batch and scan/query messages have decoders of their
+//!   own.
 
 use super::message::{
     field, info1, info2, info3, info4, op, AsMsg, MsgError, MsgOp, OP_FLAG_HAS_LUT,

@@ -82,7 +82,8 @@ fn be_u64(bytes: &[u8], what: &str) -> Result<u64, RequestError> {
 pub fn decode_scan(msg: &AsMsg) -> Result<ScanRequest, RequestError> {
     let h = &msg.header;
     // Background scans and queries (ops or UDF applied to every record), aggregations and
-    // filter expressions are not served: refusing is better than ignoring them.
+    // queries on expression or context indexes are not served: refusing is better than
+    // ignoring them. Filter expressions are served (checked against every record).
     if h.info2 & info2::WRITE != 0 {
         return Err(unsupported("a background scan or query"));
     }

@@ -13,6 +13,7 @@ pub mod command;
 pub mod conformance;
 pub mod error;
 pub mod exp;
+pub mod geo;
 pub mod hll;
 pub mod index;
 pub mod log_store;

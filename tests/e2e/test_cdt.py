@@ -132,3 +132,77 @@ def test_nested_contexts(client):
     assert client.get(key)[2]["doc"]["new"] == {"k": 1}
     with pytest.raises(ex.OpNotApplicable):
         client.operate(key, [lo.list_append("doc", 1, ctx=[ctx.cdt_ctx_map_key("missing")])])
+
+
+def test_list_ranges_create_set_order_and_increment_flags(client):
+    key = (NS, SET, "list5")
+    client.put(key, {"l": [1, 2, 3, 4, 5, 6]})
+    assert results(client, key, [lo.list_pop_range("l", 1, 2), lo.list_remove_range("l", -2, 2)]) == [[2, 3], 2]
+    assert results(client, key, [lo.list_insert_items("l", 1, [8, 7])]) == [4]
+    assert client.get(key)[2]["l"] == [1, 8, 7, 4]
+    client.operate(key, [lo.list_set_order("l", aerospike.LIST_ORDERED)])
+    assert client.get(key)[2]["l"] == [1, 4, 7, 8]
+    # An appended value takes its place in an ordered list.
+    client.operate(key, [lo.list_create("o", aerospike.LIST_ORDERED, False, False), lo.list_append("o", 3), lo.list_append("o", 1)])
+    assert client.get(key)[2]["o"] == [1, 3]
+
+    key = (NS, SET, "list6")
+    client.put(key, {"l": [1, 2]})
+    bounded = {"write_flags": aerospike.LIST_WRITE_INSERT_BOUNDED}
+    with pytest.raises(ex.OpNotApplicable):
+        client.operate(key, [lo.list_increment("l", 5, 1, bounded)])
+    quiet = {"write_flags": aerospike.LIST_WRITE_INSERT_BOUNDED | aerospike.LIST_WRITE_NO_FAIL}
+    client.operate(key, [lo.list_increment("l", 5, 1, quiet)])
+    unique = {"write_flags": aerospike.LIST_WRITE_ADD_UNIQUE}
+    with pytest.raises(ex.ElementExistsError):
+        client.operate(key, [lo.list_increment("l", 0, 1, unique)])
+    assert results(client, key, [lo.list_increment("l", 0, 5, unique)]) == [6]
+    assert client.get(key)[2]["l"] == [6, 2]
+    # Without the bound, an increment past the end pads with nils.
+    client.operate(key, [lo.list_increment("l", 3, 1)])
+    assert client.get(key)[2]["l"] == [6, 2, None, 1]
+
+
+def test_map_orders_return_types_and_relative_selectors(client):
+    key = (NS, SET, "map3")
+    kv = {"map_order": aerospike.MAP_KEY_VALUE_ORDERED}
+    client.operate(key, [mo.map_put_items("m", {"c": 3, "a": 1, "d": 4, "b": 2}, kv)])
+    assert list(client.get(key)[2]["m"].keys()) == ["a", "b", "c", "d"]
+    rt = aerospike
+    assert results(client, key, [
+        # From the key "b", one index on: "c" and "d".
+        mo.map_get_by_key_index_range_relative("m", "b", 1, rt.MAP_RETURN_KEY, 2),
+        # From the value 2, one rank down: the values 1 and 2.
+        mo.map_get_by_value_rank_range_relative("m", 2, -1, rt.MAP_RETURN_VALUE, 2),
+        mo.map_get_by_key_range("m", "a", "c", rt.MAP_RETURN_ORDERED_MAP),
+        mo.map_get_by_index_range("m", 2, 2, rt.MAP_RETURN_UNORDERED_MAP),
+        mo.map_get_by_rank("m", -1, rt.MAP_RETURN_KEY_VALUE),
+    ]) == [["c", "d"], [1, 2], {"a": 1, "b": 2}, {"c": 3, "d": 4}, {"d": 4}]
+    assert results(client, key, [
+        mo.map_remove_by_key_index_range_relative("m", "a", 2, rt.MAP_RETURN_COUNT, None),
+    ]) == [2]
+    assert client.get(key)[2]["m"] == {"a": 1, "b": 2}
+
+    key = (NS, SET, "map4")
+    client.put(key, {"u": {"z": 1, "a": 2, "m": 3}})
+    client.operate(key, [mo.map_set_policy("u", {"map_order": aerospike.MAP_KEY_ORDERED})])
+    assert list(client.get(key)[2]["u"].keys()) == ["a", "m", "z"]
+    client.operate(key, [mo.map_create("n", aerospike.MAP_KEY_ORDERED, False), mo.map_put("n", "y", 1), mo.map_put("n", "x", 2)])
+    assert list(client.get(key)[2]["n"].keys()) == ["x", "y"]
+
+
+def test_context_selectors_by_rank_value_and_index(client):
+    from aerospike_helpers import cdt_ctx as ctx
+    key = (NS, SET, "ctx2")
+    client.put(key, {"l": [[3, 1], [9], [5, 5, 5]], "m": {"a": [1], "b": [2, 2], "c": [3, 3, 3]}})
+    assert results(client, key, [
+        lo.list_size("l", ctx=[ctx.cdt_ctx_list_rank(0)]),  # [3, 1] < [5, 5, 5] < [9]
+        lo.list_size("l", ctx=[ctx.cdt_ctx_list_value([9])]),
+        lo.list_size("m", ctx=[ctx.cdt_ctx_map_index(2)]),
+        lo.list_size("m", ctx=[ctx.cdt_ctx_map_rank(0)]),
+        lo.list_size("m", ctx=[ctx.cdt_ctx_map_value([2, 2])]),
+    ]) == [2, 1, 3, 1, 2]
+    client.operate(key, [lo.list_append("l", 7, ctx=[ctx.cdt_ctx_list_index_create(3, aerospike.LIST_UNORDERED, False)])])
+    assert client.get(key)[2]["l"] == [[3, 1], [9], [5, 5, 5], [7]]
+    client.operate(key, [lo.list_append("m", 4, ctx=[ctx.cdt_ctx_map_rank(-1)])])
+    assert client.get(key)[2]["m"]["c"] == [3, 3, 3, 4]

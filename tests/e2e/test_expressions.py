@@ -3,6 +3,8 @@ against a 3-node cluster: reads, writes, operate, deletes, scans and queries ski
 (27 FILTERED_OUT) the records the filter rejects; metadata, arithmetic, let/cond and list/map
 read expressions evaluate as Aerospike's."""
 
+import time
+
 import aerospike
 import pytest
 from aerospike import exception as ex
@@ -206,3 +208,67 @@ def test_bit_hll_and_modify_expressions(client):
     by_value = exp.ListGetByValue(None, aerospike.LIST_RETURN_COUNT, exp.IntBin("x"),
                                   exp.ListBin("l")).compile()
     assert client.operate(key, [eop.expression_read("n", by_value)])[2]["n"] == 2
+
+
+def test_geo_comparisons(client):
+    key = (NS, SET, "geo")
+    point = aerospike.GeoJSON({"type": "Point", "coordinates": [-122.0, 37.5]})
+    circle = aerospike.GeoJSON({"type": "AeroCircle", "coordinates": [[-122.0, 37.5], 1000]})
+    client.put(key, {"loc": point, "area": circle, "v": -1})
+    bay = aerospike.GeoJSON({"type": "Polygon", "coordinates": [
+        [[-122.5, 37.0], [-121.5, 37.0], [-121.5, 38.0], [-122.5, 38.0], [-122.5, 37.0]]]})
+    far = aerospike.GeoJSON({"type": "Polygon", "coordinates": [
+        [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]})
+    assert client.get(key, policy=f(exp.CmpGeo(exp.GeoBin("loc"), bay)))[2]["v"] == -1
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.CmpGeo(exp.GeoBin("loc"), far)))
+    # A region bin contains a point: about 440 m from the centre, then about 1.3 km.
+    near = aerospike.GeoJSON({"type": "Point", "coordinates": [-122.005, 37.5]})
+    out = aerospike.GeoJSON({"type": "Point", "coordinates": [-122.015, 37.5]})
+    assert client.get(key, policy=f(exp.CmpGeo(exp.GeoBin("area"), near)))
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.CmpGeo(exp.GeoBin("area"), out)))
+    # A bin that is not GeoJSON is unknown: filtered out; so are the scan's other records.
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.CmpGeo(exp.GeoBin("v"), bay)))
+    got = [r[2]["v"] for r in client.query(NS, SET).results(f(exp.CmpGeo(exp.GeoBin("loc"), bay)))]
+    assert got == [-1]
+
+
+def test_touch_void_time_digest_and_batch_row_filters(client):
+    from aerospike_helpers.batch import records as br
+
+    key = (NS, SET, 11)
+    with pytest.raises(ex.FilteredOut):
+        client.touch(key, 1000, policy=f(exp.Eq(exp.IntBin("v"), 0)))
+    client.touch(key, 1000, policy=f(exp.Eq(exp.IntBin("v"), 11)))
+    now_ns = time.time_ns()
+    for e in [
+        exp.GT(exp.VoidTime(), now_ns + 900 * 10**9),
+        exp.LT(exp.VoidTime(), now_ns + 1100 * 10**9),
+        exp.GT(exp.TTL(), 900),
+    ]:
+        assert client.get(key, policy=f(e))[2]["v"] == 11, e
+    # The digest's bytes 8..12 as a little-endian integer, modulo 3.
+    digest = aerospike.calc_digest(NS, SET, 11)
+    mod = int.from_bytes(digest[8:12], "little") % 3
+    assert client.get(key, policy=f(exp.Eq(exp.DigestMod(3), mod)))
+    with pytest.raises(ex.FilteredOut):
+        client.get(key, policy=f(exp.Eq(exp.DigestMod(3), (mod + 1) % 3)))
+    # Each batch row with a filter of its own.
+    rows = [
+        br.Read((NS, SET, i), None, read_all_bins=True,
+                policy={"expressions": exp.Eq(exp.IntBin("v"), i if i % 2 else -1).compile()})
+        for i in range(12, 16)
+    ]
+    done = client.batch_write(br.BatchRecords(rows)).batch_records
+    assert [r.result for r in done] == [27, 0, 27, 0]
+    assert [r.record[2]["v"] for r in done if r.result == 0] == [13, 15]
+
+
+def test_a_filter_that_is_not_a_boolean_is_refused(client):
+    with pytest.raises(ex.InvalidRequest):
+        client.get((NS, SET, 5), policy=f(exp.IntBin("v")))
+    with pytest.raises(ex.AerospikeError) as refused:
+        client.query(NS, SET).results(f(exp.IntBin("v")))
+    assert refused.value.code == 4

@@ -79,6 +79,8 @@ pub fn choose_index(
 /// Everything a scan task needs, resolved before the stream starts.
 struct Plan {
     req: ScanRequest,
+    /// The request's filter expression, decoded once.
+    expression: Option<storage::cdt::value::CdtValue>,
     namespace: Namespace,
     /// The index a query reads.
     index: Option<String>,
@@ -97,11 +99,11 @@ pub fn handle<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> Box
                 return end(node, e.code);
             }
         };
-        if let Some(exp) = &req.expression {
-            if storage::cdt::value::decode(exp).is_err() {
-                return end(node, ResultCode::Parameter);
-            }
-        }
+        let expression = match req.expression.as_deref().map(storage::cdt::value::decode) {
+            None => None,
+            Some(Ok(tree)) => Some(tree),
+            Some(Err(_)) => return end(node, ResultCode::Parameter),
+        };
         let Some(namespace) = node.catalog().namespace(&req.namespace).cloned() else {
             return end(node, ResultCode::Namespace);
         };
@@ -123,6 +125,7 @@ pub fn handle<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> Box
         let deadline = (ttl > 0).then(|| Instant::now() + Duration::from_millis(u64::from(ttl)));
         let plan = Plan {
             req,
+            expression,
             namespace,
             index,
             deadline,
@@ -307,8 +310,8 @@ impl Round<'_> {
         for part in self.parts {
             let quota = self.left - records;
             let n = match (index, &self.plan.req.filter) {
-                (Some(ix), Some(f)) => self.query_partition(store, ix, f, part, quota, buf),
-                _ => self.scan_partition(store, part, quota, buf),
+                (Some(ix), Some(f)) => self.query_partition(store, ix, f, part, quota, buf)?,
+                _ => self.scan_partition(store, part, quota, buf)?,
             };
             records += n;
             if records >= self.left {
@@ -343,14 +346,19 @@ impl Round<'_> {
         );
     }
 
-    /// Whether a record belongs to the answer: its set, and the filter expression (a
-    /// malformed one drops every record; the request was decoded before, so this is rare).
-    fn wanted(&self, digest: &Digest, record: &storage::record::Record) -> bool {
+    /// Whether a record belongs to the answer: its set, and the filter expression. An
+    /// expression that cannot be evaluated (an unsupported call, a result that is not a
+    /// boolean) ends the scan with its code rather than silently dropping every record.
+    fn wanted(
+        &self,
+        digest: &Digest,
+        record: &storage::record::Record,
+    ) -> Result<bool, ResultCode> {
         if self.plan.req.set.as_ref().is_some_and(|s| *s != record.set) {
-            return false;
+            return Ok(false);
         }
-        let Some(exp) = &self.plan.req.expression else {
-            return true;
+        let Some(exp) = &self.plan.expression else {
+            return Ok(true);
         };
         let subject = storage::exp::Subject {
             record: Some(record),
@@ -358,7 +366,7 @@ impl Round<'_> {
             now: self.now,
             now_ms: self.now_ms,
         };
-        storage::exp::passes(exp, &subject).unwrap_or(false)
+        storage::exp::passes_tree(exp, &subject)
     }
 
     fn scan_partition(
@@ -367,19 +375,19 @@ impl Round<'_> {
         part: &PartitionPart,
         quota: u64,
         buf: &mut Vec<u8>,
-    ) -> u64 {
+    ) -> Result<u64, ResultCode> {
         let mut n = 0;
         for (d, r) in store.partition(part.pid, part.after) {
             if n >= quota {
                 break;
             }
-            if r.is_expired(self.now) || !self.wanted(d, r) {
+            if r.is_expired(self.now) || !self.wanted(d, r)? {
                 continue;
             }
             self.emit(d, r, None, buf);
             n += 1;
         }
-        n
+        Ok(n)
     }
 
     fn query_partition(
@@ -390,7 +398,7 @@ impl Round<'_> {
         part: &PartitionPart,
         quota: u64,
         buf: &mut Vec<u8>,
-    ) -> u64 {
+    ) -> Result<u64, ResultCode> {
         let after = part
             .after
             .map(|d| (part.bval.map_or(f.begin, IndexKey::from_bval), d));
@@ -408,7 +416,7 @@ impl Round<'_> {
             let Some(r) = store.get(d, self.now) else {
                 continue;
             };
-            if !self.wanted(d, r) {
+            if !self.wanted(d, r)? {
                 continue;
             }
             // Re-check the record itself (strings and blobs are indexed by hash).
@@ -422,7 +430,7 @@ impl Round<'_> {
             self.emit(d, r, Some(key.bval()), buf);
             n += 1;
         }
-        n
+        Ok(n)
     }
 }
 

@@ -340,11 +340,20 @@ pub fn apply(current: Option<List>, code: i64, args: &[CdtValue]) -> Answer {
             if missing {
                 l.flags = opt_int_arg(args, 2)?.unwrap_or(0) as u8 & LIST_ORDERED;
             }
+            // The write flags follow the order: [index, delta, order, flags].
+            let flags = opt_int_arg(args, 3)?.unwrap_or(0);
+            let refuse = |code| {
+                if flags & NO_FAIL != 0 {
+                    Ok((CdtValue::Nil, None))
+                } else {
+                    Err(code)
+                }
+            };
             let len = l.items.len() as i64;
             let at = if index < 0 { index + len } else { index };
-            // An ordered list cannot be padded with nils past its end.
-            if at < 0 || (l.ordered() && at >= len) {
-                return Err(ResultCode::OpNotApplicable);
+            // An ordered list cannot be padded with nils past its end, nor a bounded one.
+            if at < 0 || (at >= len && (l.ordered() || flags & INSERT_BOUNDED != 0)) {
+                return refuse(ResultCode::OpNotApplicable);
             }
             let at = at as usize;
             let old = l.items.get(at).cloned().unwrap_or(CdtValue::Nil);
@@ -356,6 +365,14 @@ pub fn apply(current: Option<List>, code: i64, args: &[CdtValue]) -> Answer {
                 (CdtValue::Int(a), CdtValue::Float(b)) => CdtValue::Int(a.wrapping_add(*b as i64)),
                 _ => return Err(ResultCode::IncompatibleType),
             };
+            let duplicate = l
+                .items
+                .iter()
+                .enumerate()
+                .any(|(i, v)| i != at && *v == new);
+            if flags & ADD_UNIQUE != 0 && duplicate {
+                return refuse(ResultCode::ElementExists);
+            }
             if at >= l.items.len() {
                 l.items.resize(at + 1, CdtValue::Nil);
             }

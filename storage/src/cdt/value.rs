@@ -99,7 +99,12 @@ pub fn compare(a: &CdtValue, b: &CdtValue) -> Ordering {
         (Bool(x), Bool(y)) => x.cmp(y),
         (Int(x), Int(y)) => x.cmp(y),
         (Str(x), Str(y)) => x.cmp(y),
-        (Bytes(_, x), Bytes(_, y)) => x.cmp(y),
+        // A GeoJSON value is bytes on the wire but sorts after floats; other blobs compare
+        // as their particle byte followed by their content.
+        (Bytes(t1, x), Bytes(t2, y)) => type_rank(a)
+            .cmp(&type_rank(b))
+            .then(t1.cmp(t2))
+            .then_with(|| x.cmp(y)),
         (Float(x), Float(y)) => x.total_cmp(y),
         (List(x), List(y)) => {
             for (p, q) in x.items.iter().zip(&y.items) {
@@ -466,18 +471,20 @@ mod tests {
             }),
             Map(super::Map::default()),
             Bytes(4, vec![0]),
+            Bytes(4, vec![0xff]),
+            Bytes(7, vec![0]),
             Float(-1.0),
             Bytes(23, vec![]),
+            Bytes(23, vec![0]),
             Infinity,
         ];
-        for w in ordered.windows(2) {
-            assert_eq!(
-                compare(&w[0], &w[1]),
-                Ordering::Less,
-                "{:?} < {:?}",
-                w[0],
-                w[1]
-            );
+        // Every pair, not only neighbours: a GeoJSON value with small bytes still sorts
+        // after a blob with large ones.
+        for (i, x) in ordered.iter().enumerate() {
+            for y in &ordered[i + 1..] {
+                assert_eq!(compare(x, y), Ordering::Less, "{x:?} < {y:?}");
+                assert_eq!(compare(y, x), Ordering::Greater, "{y:?} > {x:?}");
+            }
         }
         assert_eq!(compare(&Wildcard, &Int(3)), Ordering::Equal);
     }

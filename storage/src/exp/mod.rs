@@ -42,7 +42,12 @@ fn bad() -> Fail {
 /// Whether the filter `exp` (its packed bytes) passes for `subject`. Malformed → 4.
 pub fn passes(exp: &[u8], subject: &Subject<'_>) -> Result<bool, ResultCode> {
     let tree = decode(exp).map_err(|_| ResultCode::Parameter)?;
-    match Evaluator::new(subject).eval(&tree) {
+    passes_tree(&tree, subject)
+}
+
+/// [`passes`] for an expression decoded once (a scan tests it against every record).
+pub fn passes_tree(tree: &CdtValue, subject: &Subject<'_>) -> Result<bool, ResultCode> {
+    match Evaluator::new(subject).eval(tree) {
         Ok(CdtValue::Bool(b)) => Ok(b),
         Ok(_) => Err(ResultCode::Parameter),
         Err(Fail::Unknown) => Ok(false),
@@ -325,6 +330,19 @@ impl<'a> Evaluator<'a> {
                 };
                 let found = regex_match(&pattern, flags, &subject).map_err(Fail::Bad)?;
                 Ok(CdtValue::Bool(found))
+            }
+            8 => {
+                // geo compare: a point within a region, either way round; a value that is
+                // not GeoJSON is unknown, GeoJSON that is not a shape is bad input.
+                let (CdtValue::Bytes(23, a), CdtValue::Bytes(23, b)) =
+                    (self.eval(arg(0)?)?, self.eval(arg(1)?)?)
+                else {
+                    return Err(Fail::Unknown);
+                };
+                match (crate::geo::parse(&a), crate::geo::parse(&b)) {
+                    (Some(a), Some(b)) => Ok(CdtValue::Bool(crate::geo::within_either(&a, &b))),
+                    _ => Err(bad()),
+                }
             }
             126 => Ok(arg(0)?.clone()),
             127 => self.call(args),

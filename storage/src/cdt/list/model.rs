@@ -16,7 +16,7 @@ enum Step {
     Append(Vec<i64>, i64),
     Insert(i64, Vec<i64>, i64),
     Set(i64, i64, i64),
-    Increment(i64, i64),
+    Increment(i64, i64, i64),
     Pop(i64),
     PopRange(i64, Option<i64>),
     Remove(i64),
@@ -110,8 +110,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (values.clone(), flags.clone()).prop_map(|(v, f)| Step::Append(v, f)),
         2 => (x.clone(), values, flags.clone()).prop_map(|(i, v, f)| Step::Insert(i, v, f)),
-        1 => (x.clone(), v.clone(), flags).prop_map(|(i, v, f)| Step::Set(i, v, f)),
-        1 => (x.clone(), v).prop_map(|(i, d)| Step::Increment(i, d)),
+        1 => (x.clone(), v.clone(), flags.clone()).prop_map(|(i, v, f)| Step::Set(i, v, f)),
+        1 => (x.clone(), v, flags).prop_map(|(i, d, f)| Step::Increment(i, d, f)),
         1 => x.clone().prop_map(Step::Pop),
         1 => (x.clone(), c.clone()).prop_map(|(i, c)| Step::PopRange(i, c)),
         1 => x.clone().prop_map(Step::Remove),
@@ -291,15 +291,29 @@ impl Model {
                 self.items[at] = Some(*v);
                 Ok(CdtValue::Nil)
             }
-            Step::Increment(i, d) => {
-                let at = self.write_at(*i, 0, true)?;
-                if self.ordered && at >= n {
-                    return Err(ResultCode::OpNotApplicable);
+            Step::Increment(i, d, f) => {
+                let refuse = |code| {
+                    if f & NO_FAIL != 0 {
+                        Ok(CdtValue::Nil)
+                    } else {
+                        Err(code)
+                    }
+                };
+                let at = match self.write_at(*i, *f, false) {
+                    Ok(at) if self.ordered && at >= n => {
+                        return refuse(ResultCode::OpNotApplicable)
+                    }
+                    Ok(at) => at,
+                    Err(e) => return refuse(e),
+                };
+                let new = self.items.get(at).copied().flatten().unwrap_or(0) + d;
+                let elsewhere = (0..n).any(|p| p != at && self.items[p] == Some(new));
+                if f & ADD_UNIQUE != 0 && elsewhere {
+                    return refuse(ResultCode::ElementExists);
                 }
                 if at >= n {
                     self.items.resize(at + 1, None);
                 }
-                let new = self.items[at].unwrap_or(0) + d;
                 self.items[at] = Some(new);
                 self.sort();
                 Ok(CdtValue::Int(new))
@@ -386,7 +400,7 @@ fn run(l: Option<List>, s: &Step) -> Answer {
         Step::Insert(x, vs, f) if vs.len() == 1 => apply(l, 3, &[i(*x), i(vs[0]), i(*f)]),
         Step::Insert(x, vs, f) => apply(l, 4, &[i(*x), int_list(vs), i(*f)]),
         Step::Set(x, v, f) => apply(l, 9, &[i(*x), i(*v), i(*f)]),
-        Step::Increment(x, d) => apply(l, 12, &[i(*x), i(*d)]),
+        Step::Increment(x, d, f) => apply(l, 12, &[i(*x), i(*d), i(0), i(*f)]),
         Step::Pop(x) => apply(l, 5, &[i(*x)]),
         Step::PopRange(x, c) => apply(l, 6, &[i(*x), opt(c)]),
         Step::Remove(x) => apply(l, 7, &[i(*x)]),
