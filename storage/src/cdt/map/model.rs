@@ -20,7 +20,7 @@ enum Step {
     Replace(Pairs),
     Increment(i64, i64),
     Decrement(i64, i64),
-    SetOrder(bool),
+    SetOrder(u8),
     Clear,
     Size,
     /// A selector (get code 97–110) with its return type, read or remove.
@@ -114,7 +114,7 @@ fn step() -> impl Strategy<Value = Step> {
         Just(UPDATE_ONLY | NO_FAIL | DO_PARTIAL),
     ];
     let rt = (
-        prop_oneof![0i64..=8, Just(13)],
+        prop_oneof![0i64..=8, Just(13), Just(16), Just(17)],
         prop_oneof![3 => Just(0), 1 => Just(INVERTED)],
     )
         .prop_map(|(r, inv)| r | inv);
@@ -126,7 +126,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => proptest::collection::vec((k.clone(), v.clone()), 1..3).prop_map(Step::Replace),
         1 => (k.clone(), v.clone()).prop_map(|(k, d)| Step::Increment(k, d)),
         1 => (k, v).prop_map(|(k, d)| Step::Decrement(k, d)),
-        1 => any::<bool>().prop_map(Step::SetOrder),
+        1 => order().prop_map(Step::SetOrder),
         1 => Just(Step::Clear),
         1 => Just(Step::Size),
         6 => (kind(), rt, any::<bool>()).prop_map(|(kind, rt, remove)| Step::Select { kind, rt, remove }),
@@ -135,12 +135,22 @@ fn step() -> impl Strategy<Value = Step> {
 
 struct Model {
     pairs: Pairs,
-    key_ordered: bool,
+    /// The map's order flags: 0, key-ordered or key-value-ordered (which sorts by key too).
+    order: u8,
+}
+
+/// The three map orders.
+fn order() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(0), Just(MAP_KEY_ORDERED), Just(MAP_KEY_VALUE_ORDERED)]
 }
 
 impl Model {
+    fn key_ordered(&self) -> bool {
+        self.order & MAP_KEY_ORDERED != 0
+    }
+
     fn sort(&mut self) {
-        if self.key_ordered {
+        if self.key_ordered() {
             self.pairs.sort();
         }
     }
@@ -246,11 +256,16 @@ impl Model {
             5 => i(positions.len() as i64),
             6 => many(&|p| i(view[p].0)),
             7 => many(&|p| i(view[p].1)),
-            8 => {
+            8 | 16 | 17 => {
                 let mut ps = positions.to_vec();
                 ps.sort_unstable();
+                let key_ordered = match rt & !INVERTED {
+                    16 => false,
+                    17 => true,
+                    _ => self.key_ordered(),
+                };
                 CdtValue::Map(Map {
-                    flags: if self.key_ordered { MAP_KEY_ORDERED } else { 0 },
+                    flags: if key_ordered { MAP_KEY_ORDERED } else { 0 },
                     entries: ps.iter().map(|p| (i(view[*p].0), i(view[*p].1))).collect(),
                 })
             }
@@ -275,8 +290,8 @@ impl Model {
                 self.put(&[(*k, old + d)], 0)?;
                 Ok(CdtValue::Int(old + d))
             }
-            Step::SetOrder(key_ordered) => {
-                self.key_ordered = *key_ordered;
+            Step::SetOrder(order) => {
+                self.order = *order;
                 self.sort();
                 Ok(CdtValue::Nil)
             }
@@ -349,12 +364,11 @@ proptest! {
 
     #[test]
     fn map_operations_match_the_model(
-        key_ordered in any::<bool>(),
+        order in order(),
         steps in proptest::collection::vec(step(), 1..30),
     ) {
-        let flags = if key_ordered { MAP_KEY_ORDERED } else { 0 };
-        let mut model = Model { pairs: Vec::new(), key_ordered };
-        let mut current = Some(Map { flags, entries: Vec::new() });
+        let mut model = Model { pairs: Vec::new(), order };
+        let mut current = Some(Map { flags: order, entries: Vec::new() });
         for s in &steps {
             // Items with a repeated key are ambiguous in a msgpack map: skip them.
             if let Step::PutItems(p, _) | Step::Add(p) | Step::Replace(p) = s {
@@ -375,7 +389,7 @@ proptest! {
                 .collect();
             let m = current.as_ref().unwrap();
             prop_assert_eq!(&m.entries, &entries, "after {:?}", s);
-            prop_assert_eq!(m.flags, if model.key_ordered { MAP_KEY_ORDERED } else { 0 });
+            prop_assert_eq!(m.flags, model.order);
         }
     }
 }
