@@ -7,6 +7,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// actually send the bytes before they are allocated.
 pub const MAX_FRAME: usize = 512 * 1024 * 1024;
 const HEADER: usize = 1 + 8 + 4;
+/// Read buffer of a fabric connection: many small frames (heartbeats, replies) per syscall.
+pub const READ_BUFFER: usize = 64 * 1024;
 pub const MAGIC: &[u8; 4] = b"STRF";
 pub const VERSION: u8 = 1;
 

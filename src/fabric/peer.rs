@@ -113,7 +113,9 @@ impl Fabric {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
             })??;
         stream.set_nodelay(true)?;
-        let (mut rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_split();
+        // Replies arrive coalesced too: read them with as few syscalls.
+        let mut rd = tokio::io::BufReader::with_capacity(codec::READ_BUFFER, rd);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let mut hello = Vec::new();

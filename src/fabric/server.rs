@@ -46,7 +46,9 @@ async fn connection(
     handler: Arc<dyn Handler>,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // Peers coalesce frames into one write; read them back with as few syscalls.
+    let mut rd = tokio::io::BufReader::with_capacity(codec::READ_BUFFER, rd);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, codec::read(&mut rd))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??

@@ -190,3 +190,31 @@ def test_garbage_on_the_service_port_closes_or_errors(cluster):
                 assert len(data) >= 8 + 22 and data[8 + 5] != 0, (payload, data)
     # The node is still healthy.
     assert info(port, "status") == "ok"
+
+
+def test_requests_sent_in_one_write_are_all_answered_in_order(cluster):
+    """Requests pipelined into one write (and one split across writes) each get their own
+    answer, in order: the server's buffered reads keep request boundaries."""
+    def frame(command):
+        body = (command + "\n").encode()
+        return (2 << 56 | 1 << 48 | len(body)).to_bytes(8, "big") + body
+
+    commands = ["status", "node", "status", "build", "namespaces"] * 20
+    wire = b"".join(frame(c) for c in commands)
+    with socket.create_connection(("127.0.0.1", cluster.port(1)), timeout=10) as s:
+        s.sendall(wire[:5])
+        time.sleep(0.05)
+        s.sendall(wire[5:])
+        answers = []
+        buf = b""
+        while len(answers) < len(commands):
+            chunk = s.recv(65536)
+            assert chunk, f"closed after {len(answers)} answers"
+            buf += chunk
+            while len(buf) >= 8:
+                size = int.from_bytes(buf[:8], "big") & ((1 << 48) - 1)
+                if len(buf) < 8 + size:
+                    break
+                answers.append(buf[8:8 + size].decode().split("\t", 1)[0])
+                buf = buf[8 + size:]
+    assert answers == commands
