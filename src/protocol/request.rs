@@ -498,7 +498,10 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                 if replace && value == Value::Nil {
                     return Err(replace_conflict("bin delete"));
                 }
-                Op::Write(Bin { name, value })
+                Op::Write(Bin {
+                    name: name.into(),
+                    value,
+                })
             }
             op::DELETE_ALL => {
                 if replace {
@@ -513,7 +516,10 @@ fn decode_write(msg: &AsMsg, key: KeyRef) -> Result<Request, RequestError> {
                 }
                 let value =
                     value_from_wire(o.particle, o.value, Null::Rejected).map_err(value_error)?;
-                let bin = Bin { name, value };
+                let bin = Bin {
+                    name: name.into(),
+                    value,
+                };
                 match kind {
                     op::INCR => Op::Incr(bin),
                     op::APPEND => Op::Append(bin),

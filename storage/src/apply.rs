@@ -188,12 +188,12 @@ fn plan_write(
     let mut out: Vec<(String, Value)> = Vec::new();
     for op in &cmd.ops {
         match op {
-            Op::Read(name) => match bins.iter().find(|b| &b.name == name) {
+            Op::Read(name) => match bins.iter().find(|b| b.name == name) {
                 Some(b) => out.push((name.clone(), b.value.clone())),
                 None if cmd.respond_all_ops => out.push((name.clone(), Value::Nil)),
                 None => {}
             },
-            Op::ReadAll => out.extend(bins.iter().map(|b| (b.name.clone(), b.value.clone()))),
+            Op::ReadAll => out.extend(bins.iter().map(|b| (b.name.to_string(), b.value.clone()))),
             Op::Write(bin) => {
                 check_bin_name(&bin.name)?;
                 if bin.value == Value::Nil {
@@ -252,7 +252,7 @@ fn plan_write(
                 // Only expressions read the whole record; others see just their bin.
                 let so_far =
                     (family.reads_record() && (exists || !bins.is_empty())).then(|| Record {
-                        set: cmd.set.clone(),
+                        set: cmd.set.as_str().into(),
                         key: cmd.key.clone(),
                         bins: bins.clone(),
                         generation: existing.map_or(0, |r| r.generation),
@@ -267,7 +267,7 @@ fn plan_write(
                 };
                 let effect = compute(*family, current(&bins, bin), payload, *modify, &subject)?;
                 match effect.new_bin {
-                    Some(Value::Nil) => bins.retain(|b| &b.name != bin),
+                    Some(Value::Nil) => bins.retain(|b| b.name != bin),
                     Some(v) => set_bin(&mut bins, bin, v),
                     None => {}
                 }
@@ -321,7 +321,7 @@ fn plan_write(
         .clone()
         .or_else(|| existing.and_then(|r| r.key.clone()));
     let record = Record {
-        set: cmd.set.clone(),
+        set: cmd.set.as_str().into(),
         key,
         bins,
         generation,

@@ -185,7 +185,7 @@ fn read_outcome(
         ReadBins::All => r
             .bins
             .iter()
-            .map(|b| (b.name.clone(), b.value.clone()))
+            .map(|b| (b.name.to_string(), b.value.clone()))
             .collect(),
         ReadBins::NoBins => Vec::new(),
         // Aerospike: "bin op(s) expected, none present", after the record lookup.

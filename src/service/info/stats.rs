@@ -43,7 +43,7 @@ pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
             }
             let size = r.size() as u64;
             c.bytes += size;
-            let e = c.per_set.entry(r.set.clone()).or_default();
+            let e = c.per_set.entry(r.set.to_string()).or_default();
             e.0 += 1;
             e.1 += size;
         }

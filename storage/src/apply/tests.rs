@@ -431,7 +431,7 @@ fn delete_set_removes_only_that_set() {
     for (i, set) in ["a", "b", "a", ""].iter().enumerate() {
         let digest = [i as u8; 20];
         let r = Record {
-            set: set.to_string(),
+            set: (*set).into(),
             key: None,
             bins: Vec::new(),
             generation: 1,

@@ -117,7 +117,7 @@ mod tests {
 
     fn with_record<T>(bins: Vec<Bin>, f: impl FnOnce(&Subject<'_>) -> T) -> T {
         let r = Record {
-            set: String::new(),
+            set: Default::default(),
             key: None,
             bins,
             generation: 1,

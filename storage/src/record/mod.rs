@@ -10,6 +10,7 @@ pub use key::{partition_id, Digest, UserKey, PARTITIONS};
 pub use result::ResultCode;
 pub use value::{particle, Bin, Value};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Longest bin name Aerospike accepts (the server's 16 bytes include a NUL).
@@ -26,7 +27,7 @@ pub const BINS_MAX: usize = 32_767;
 /// A stored record. Bins keep their insertion order, as Aerospike returns them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    pub set: String,
+    pub set: CompactString,
     pub key: Option<UserKey>,
     pub bins: Vec<Bin>,
     /// 1..=65535; wraps to 1, never 0 (0 on the wire means "no record").

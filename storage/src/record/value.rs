@@ -1,6 +1,7 @@
 //! Typed bin values. Lists and maps are kept as the Aerospike msgpack bytes the client sent,
 //! so they round-trip exactly (ordering flags, nested particle prefixes) without a re-encode.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Aerospike particle type ids (the wire's value type byte).
@@ -69,12 +70,12 @@ impl Value {
 /// A named bin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bin {
-    pub name: String,
+    pub name: CompactString,
     pub value: Value,
 }
 
 impl Bin {
-    pub fn new(name: impl Into<String>, value: Value) -> Bin {
+    pub fn new(name: impl Into<CompactString>, value: Value) -> Bin {
         Bin {
             name: name.into(),
             value,
