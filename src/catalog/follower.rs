@@ -121,12 +121,16 @@ async fn step(
             .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;
     }
-    // Opening a group loads its snapshot and replays its log: open them in parallel, each
-    // on a task of its own (a restarting node holds all of them).
-    let opening = plan.wanted.iter().map(|w| {
-        let (multi, group) = (node.multi.clone(), w.group);
-        tokio::spawn(async move { multi.open_group(group).await })
-    });
+    // Opening a group loads its snapshot and replays its log: open the ones not hosted yet
+    // in parallel, each on a task of its own (a restarting node opens all of them).
+    let opening = plan
+        .wanted
+        .iter()
+        .filter(|w| node.multi.group(w.group).is_none())
+        .map(|w| {
+            let (multi, group) = (node.multi.clone(), w.group);
+            tokio::spawn(async move { multi.open_group(group).await })
+        });
     for opened in futures::future::join_all(opening).await {
         opened.map_err(std::io::Error::other)??;
     }

@@ -83,14 +83,9 @@ pub fn int_from_wire(bytes: &[u8]) -> Result<i64, ResultCode> {
 }
 
 fn validate_geojson(bytes: &[u8]) -> Result<(), ResultCode> {
-    let [_flags, hi, lo, rest @ ..] = bytes else {
-        return Err(ResultCode::Parameter);
-    };
-    let cells = usize::from(u16::from_be_bytes([*hi, *lo]));
-    if cells * 8 > rest.len() {
-        return Err(ResultCode::Parameter);
-    }
-    Ok(())
+    storage::geo::particle_text(bytes)
+        .map(|_| ())
+        .ok_or(ResultCode::Parameter)
 }
 
 /// Bytes [`value_to_wire`] appends: integers and floats are always 8 (the Rust client reads 8

@@ -24,13 +24,19 @@ pub enum Shape {
     },
 }
 
-/// The JSON text of a GeoJSON value: a bin's particle carries a header first (`u8 flags ·
-/// u16 ncells · ncells × u64`), a value written in an expression or a list is the text alone.
+/// The JSON text of a GeoJSON value: a bin's particle carries a header first (see
+/// [`particle_text`]), a value written in an expression or a list is the text alone.
 pub fn text_of(bytes: &[u8]) -> Option<&[u8]> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first == b'{' {
         return Some(bytes);
     }
+    particle_text(bytes)
+}
+
+/// The JSON text of a GeoJSON particle (`u8 flags · u16 ncells · ncells × u64 · JSON`);
+/// `None` when the header or its cell array does not fit.
+pub fn particle_text(bytes: &[u8]) -> Option<&[u8]> {
     let [_flags, hi, lo, rest @ ..] = bytes else {
         return None;
     };

@@ -79,7 +79,7 @@ pub fn choose_index(
 /// Everything a scan task needs, resolved before the stream starts.
 struct Plan {
     req: ScanRequest,
-    /// The request's filter expression, decoded once.
+    /// The request's filter expression, decoded once (taken out of `req`).
     expression: Option<storage::cdt::value::CdtValue>,
     namespace: Namespace,
     /// The index a query reads.
@@ -92,14 +92,18 @@ pub fn handle<'a>(node: &'a Arc<Node>, _: Request, env: &'a Envelope<'a>) -> Box
         let Ok(msg) = parse_as_msg(env.body) else {
             return end(node, ResultCode::Parameter);
         };
-        let req = match decode_scan(&msg) {
+        let mut req = match decode_scan(&msg) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "scan or query refused");
                 return end(node, e.code);
             }
         };
-        let expression = match req.expression.as_deref().map(storage::cdt::value::decode) {
+        let expression = match req
+            .expression
+            .take()
+            .map(|e| storage::cdt::value::decode(&e))
+        {
             None => None,
             Some(Ok(tree)) => Some(tree),
             Some(Err(_)) => return end(node, ResultCode::Parameter),

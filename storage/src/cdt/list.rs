@@ -365,12 +365,12 @@ pub fn apply(current: Option<List>, code: i64, args: &[CdtValue]) -> Answer {
                 (CdtValue::Int(a), CdtValue::Float(b)) => CdtValue::Int(a.wrapping_add(*b as i64)),
                 _ => return Err(ResultCode::IncompatibleType),
             };
-            let duplicate = l
-                .items
-                .iter()
-                .enumerate()
-                .any(|(i, v)| i != at && *v == new);
-            if flags & ADD_UNIQUE != 0 && duplicate {
+            if flags & ADD_UNIQUE != 0
+                && l.items
+                    .iter()
+                    .enumerate()
+                    .any(|(i, v)| i != at && *v == new)
+            {
                 return refuse(ResultCode::ElementExists);
             }
             if at >= l.items.len() {
