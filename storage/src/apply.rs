@@ -74,7 +74,7 @@ fn apply_read_touch(store: &mut RecordStore, cmd: &ReadTouchCommand) -> Outcome 
     if record.void_time == 0 || record.void_time >= void_time {
         return Outcome::error(ResultCode::KeyBusy);
     }
-    let mut touched = record.clone();
+    let mut touched = record;
     touched.void_time = void_time;
     touched.last_update = cmd.last_update;
     let outcome = Outcome::ok(touched.generation, void_time);
@@ -97,7 +97,7 @@ fn apply_delete(store: &mut RecordStore, cmd: &DeleteCommand) -> Outcome {
         store.remove(&cmd.digest);
         return Outcome::error(ResultCode::NotFound);
     };
-    if let Err(code) = check_generation(cmd.generation, record) {
+    if let Err(code) = check_generation(cmd.generation, &record) {
         return Outcome {
             code,
             generation: record.generation,
@@ -111,7 +111,7 @@ fn apply_delete(store: &mut RecordStore, cmd: &DeleteCommand) -> Outcome {
 
 fn apply_write(store: &mut RecordStore, cmd: &WriteCommand) -> Outcome {
     let existing = store.get(&cmd.digest, cmd.now);
-    match plan_write(existing, cmd) {
+    match plan_write(existing.as_ref(), cmd) {
         Ok((Some(record), outcome)) => {
             store.insert(cmd.digest, record);
             outcome

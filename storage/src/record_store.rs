@@ -1,20 +1,21 @@
 //! The in-memory records of one Raft group, and their snapshot encoding.
 
 use crate::index::{GroupIndex, IndexState, SindexDef};
-use crate::record::{Digest, Record, PARTITIONS};
+use crate::record::{Digest, PackedRecord, Record, PARTITIONS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
 
 /// Records of one group, ordered by digest so snapshots and scans are deterministic.
 ///
-/// Each record is shared (`Arc`), so cloning the store copies only the map's nodes: a
-/// snapshot is captured in a few milliseconds and encoded off the apply path, instead of
-/// stalling the group's applies (and the async worker running them) for the whole encode.
+/// Each record is packed into one shared allocation (`PackedRecord`): a third of the memory
+/// of a `Record`, and cloning the store copies only the map's nodes, so a snapshot is
+/// captured in a few milliseconds and encoded off the apply path, instead of stalling the
+/// group's applies (and the async worker running them) for the whole encode. Readers get an
+/// unpacked copy of the one record they ask for.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordStore {
-    records: BTreeMap<Digest, Arc<Record>>,
+    records: BTreeMap<Digest, PackedRecord>,
     /// Records this replica removed because they expired (a figure, `expired_objects`; not
     /// part of snapshots, so it counts from this process's start, as Aerospike's does).
     expired: u64,
@@ -36,14 +37,14 @@ struct SnapshotBodyRef<'a> {
 }
 
 /// The records as a sequence of `(digest, record)`, serialized straight from the map.
-struct RecordsRef<'a>(&'a BTreeMap<Digest, Arc<Record>>);
+struct RecordsRef<'a>(&'a BTreeMap<Digest, PackedRecord>);
 
 impl Serialize for RecordsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for (d, r) in self.0 {
-            seq.serialize_element(&(d, &**r))?;
+            seq.serialize_element(&(d, &r.unpack()))?;
         }
         seq.end()
     }
@@ -58,7 +59,7 @@ struct SnapshotBody {
     closed: bool,
 }
 
-struct RecordMap(BTreeMap<Digest, Arc<Record>>);
+struct RecordMap(BTreeMap<Digest, PackedRecord>);
 
 impl<'de> Deserialize<'de> for RecordMap {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -74,7 +75,7 @@ impl<'de> Deserialize<'de> for RecordMap {
             ) -> Result<RecordMap, A::Error> {
                 let mut map = BTreeMap::new();
                 while let Some((d, r)) = seq.next_element::<(Digest, Record)>()? {
-                    map.insert(d, Arc::new(r));
+                    map.insert(d, PackedRecord::pack(&r));
                 }
                 Ok(RecordMap(map))
             }
@@ -131,18 +132,21 @@ impl RecordStore {
     }
 
     /// The record under `digest`, unless it is missing or past its void time at `now`.
-    pub fn get(&self, digest: &Digest, now: u32) -> Option<&Record> {
+    pub fn get(&self, digest: &Digest, now: u32) -> Option<Record> {
         self.records
             .get(digest)
-            .map(|r| &**r)
             .filter(|r| !r.is_expired(now))
+            .map(PackedRecord::unpack)
     }
 
     pub fn insert(&mut self, digest: Digest, record: Record) {
-        let record = Arc::new(record);
-        let old = self.records.insert(digest, record.clone());
+        let old = self.records.insert(digest, PackedRecord::pack(&record));
+        if self.indexes.is_empty() {
+            return;
+        }
+        let old = old.map(|o| o.unpack());
         for ix in self.indexes.values_mut() {
-            ix.update(&digest, old.as_deref(), Some(&record));
+            ix.update(&digest, old.as_ref(), Some(&record));
         }
     }
 
@@ -151,14 +155,17 @@ impl RecordStore {
         let Some(old) = self.records.remove(digest) else {
             return false;
         };
-        for ix in self.indexes.values_mut() {
-            ix.update(digest, Some(&old), None);
+        if !self.indexes.is_empty() {
+            let old = old.unpack();
+            for ix in self.indexes.values_mut() {
+                ix.update(digest, Some(&old), None);
+            }
         }
         true
     }
 
     /// Remove every record matching `doomed`; answers how many went.
-    fn remove_where(&mut self, doomed: impl Fn(&Record) -> bool) -> usize {
+    fn remove_where(&mut self, doomed: impl Fn(&PackedRecord) -> bool) -> usize {
         let digests: Vec<Digest> = self
             .records
             .iter()
@@ -173,13 +180,13 @@ impl RecordStore {
 
     /// Remove every record of `set`; answers how many were removed.
     pub fn remove_set(&mut self, set: &str) -> usize {
-        self.remove_where(|r| r.set == set)
+        self.remove_where(|r| r.set() == set)
     }
 
     /// Remove the records (of `set`, or all) last updated strictly before `before`; answers
     /// how many went.
     pub fn truncate(&mut self, set: Option<&str>, before: u64) -> usize {
-        self.remove_where(|r| r.last_update < before && set.is_none_or(|s| r.set == s))
+        self.remove_where(|r| r.last_update() < before && set.is_none_or(|s| r.set() == s))
     }
 
     /// Up to `limit` digests of records past their void time at `now`, for the expiry sweep.
@@ -220,8 +227,14 @@ impl RecordStore {
         self.records.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Record)> {
-        self.records.iter().map(|(d, r)| (d, &**r))
+    /// Every record, unpacked.
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, Record)> {
+        self.records.iter().map(|(d, r)| (d, r.unpack()))
+    }
+
+    /// Every record as stored (metadata and set without unpacking).
+    pub fn iter_packed(&self) -> impl Iterator<Item = (&Digest, &PackedRecord)> {
+        self.records.iter()
     }
 
     /// The records of partition `pid` in digest order, strictly after `after` when given (a
@@ -230,7 +243,7 @@ impl RecordStore {
         &self,
         pid: u16,
         after: Option<Digest>,
-    ) -> impl Iterator<Item = (&Digest, &Record)> {
+    ) -> impl Iterator<Item = (&Digest, &PackedRecord)> {
         debug_assert!(pid < PARTITIONS);
         (0..16u8).flat_map(move |hi| {
             let (lo, top) = partition_range(pid, hi);
@@ -243,13 +256,12 @@ impl RecordStore {
                 .map(|s| self.records.range((s, Bound::Included(top))))
                 .into_iter()
                 .flatten()
-                .map(|(d, r)| (d, &**r))
         })
     }
 
     /// The record under `digest` whether or not it has expired.
-    pub fn get_any(&self, digest: &Digest) -> Option<&Record> {
-        self.records.get(digest).map(|r| &**r)
+    pub fn get_any(&self, digest: &Digest) -> Option<Record> {
+        self.records.get(digest).map(PackedRecord::unpack)
     }
 
     /// The group's indexes, by name.
@@ -305,7 +317,7 @@ impl RecordStore {
         };
         let mut n = 0;
         for (d, r) in self.records.range((start, Bound::Unbounded)).take(limit) {
-            ix.add(d, r);
+            ix.add(d, &r.unpack());
             ix.state.built_through = Some(*d);
             n += 1;
         }
@@ -370,7 +382,7 @@ impl RecordStore {
                     records: RecordMap(
                         v2.records
                             .into_iter()
-                            .map(|(d, r)| (d, Arc::new(r)))
+                            .map(|(d, r)| (d, PackedRecord::pack(&r)))
                             .collect(),
                     ),
                     indexes: Vec::new(),
@@ -384,7 +396,7 @@ impl RecordStore {
                     records: RecordMap(
                         v3.records
                             .into_iter()
-                            .map(|(d, r)| (d, Arc::new(r)))
+                            .map(|(d, r)| (d, PackedRecord::pack(&r)))
                             .collect(),
                     ),
                     indexes: v3.indexes,
@@ -407,7 +419,7 @@ impl RecordStore {
             let mut ix = GroupIndex::new(state);
             for (d, r) in store.records.iter() {
                 if ix.state.covers(d) {
-                    ix.add(d, r);
+                    ix.add(d, &r.unpack());
                 }
             }
             store.indexes.insert(name, ix);

@@ -155,9 +155,10 @@ fn read_outcome(
     default_touch_pct: u32,
     now: u32,
 ) -> (Outcome, Option<u32>) {
-    let Some(r) = store.get(&ask.key.digest, now) else {
+    let Some(record) = store.get(&ask.key.digest, now) else {
         return (Outcome::error(ResultCode::NotFound), None);
     };
+    let r = &record;
     if let Some(exp) = ask.filter {
         let subject = storage::exp::Subject {
             record: Some(r),

@@ -385,10 +385,16 @@ impl Round<'_> {
             if n >= quota {
                 break;
             }
-            if r.is_expired(self.now) || !self.wanted(d, r)? {
+            // Expiry and the set are read from the packed record: only records that may be
+            // answered are unpacked.
+            if r.is_expired(self.now) || self.plan.req.set.as_ref().is_some_and(|s| *s != r.set()) {
                 continue;
             }
-            self.emit(d, r, None, buf);
+            let r = r.unpack();
+            if !self.wanted(d, &r)? {
+                continue;
+            }
+            self.emit(d, &r, None, buf);
             n += 1;
         }
         Ok(n)
@@ -420,7 +426,7 @@ impl Round<'_> {
             let Some(r) = store.get(d, self.now) else {
                 continue;
             };
-            if !self.wanted(d, r)? {
+            if !self.wanted(d, &r)? {
                 continue;
             }
             // Re-check the record itself (strings and blobs are indexed by hash).
@@ -428,10 +434,10 @@ impl Round<'_> {
                 Some(b) => Wanted::Bytes(b),
                 None => Wanted::IntRange(f.begin.as_int(), f.end.as_int()),
             };
-            if !holds(&ix.state.def, r, wanted) {
+            if !holds(&ix.state.def, &r, wanted) {
                 continue;
             }
-            self.emit(d, r, Some(key.bval()), buf);
+            self.emit(d, &r, Some(key.bval()), buf);
             n += 1;
         }
         Ok(n)

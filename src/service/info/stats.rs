@@ -35,15 +35,15 @@ pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
             continue;
         };
         c.expired += records.expired_count();
-        for (_, r) in records.iter() {
+        for (_, r) in records.iter_packed() {
             if leads {
                 c.master += 1;
             } else {
                 c.replica += 1;
             }
-            let size = r.size() as u64;
+            let size = r.packed_len() as u64;
             c.bytes += size;
-            let e = c.per_set.entry(r.set.to_string()).or_default();
+            let e = c.per_set.entry(r.set().to_string()).or_default();
             e.0 += 1;
             e.1 += size;
         }

@@ -2,11 +2,13 @@
 //! Pure types: no I/O, no clock.
 
 pub mod key;
+pub mod packed;
 pub mod result;
 pub mod touch;
 pub mod value;
 
 pub use key::{partition_id, Digest, UserKey, PARTITIONS};
+pub use packed::PackedRecord;
 pub use result::ResultCode;
 pub use value::{particle, Bin, Value};
 
