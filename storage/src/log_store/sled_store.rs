@@ -182,7 +182,10 @@ pub enum SledMode {
 pub struct SledLogStoreOptions {
     /// sled's page cache size. Set explicitly because sled's default (1 GiB) competes with
     /// the in-memory records, which are the real working set of a node; the log is mostly
-    /// written and rarely read back.
+    /// written and rarely read back. The default, 16 MiB, holds the log's working set (each
+    /// group's tail and the runs a purge deletes): against 64 MiB it left write and read
+    /// throughput unchanged in `scripts/bench-ab` and took 62 B per record copy off a node
+    /// loaded with 1,000,000 records (`scripts/bench-restart`).
     pub cache_capacity_bytes: u64,
     /// sled's space/throughput trade-off. The log is append + purge heavy; measure disk
     /// growth under purge before switching (research notes sled §5.4).
@@ -200,7 +203,7 @@ pub struct SledLogStoreOptions {
 impl Default for SledLogStoreOptions {
     fn default() -> Self {
         Self {
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 16 * 1024 * 1024,
             mode: SledMode::HighThroughput,
             flush_linger: Duration::ZERO,
             fsync: true,
