@@ -93,7 +93,7 @@ pub struct RunOutput {
 pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
-    let mut spec = ClusterSpec::new(opts.nodes, &opts.binary, opts.out.join("cluster"));
+    let mut spec = ClusterSpec::new(opts.nodes, &opts.binary, fresh_cluster_dir(&opts.out)?);
     spec.base_port = opts.base_port;
     spec.spares = opts.spares;
     spec.extra_args = vec![
@@ -118,6 +118,19 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
         tracing::warn!(error = %e, "teardown");
     }
     result
+}
+
+/// The directory of the run's nodes under `out`, emptied first: a run reusing an output
+/// directory must not start its nodes on the previous run's data (they would answer values
+/// this run never wrote, and the checker would rightly call the history invalid).
+fn fresh_cluster_dir(out: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = out.join("cluster");
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+    }
+    Ok(dir)
 }
 
 /// Create the run's namespace (unless every node starts with it) with the start-up
@@ -491,5 +504,23 @@ impl FinalClient {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_starts_its_nodes_on_an_empty_directory() {
+        let out = tempfile::tempdir().unwrap();
+        let stale = out.path().join("cluster/n1/data");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("db"), b"previous run").unwrap();
+        let dir = fresh_cluster_dir(out.path()).unwrap();
+        assert_eq!(dir, out.path().join("cluster"));
+        assert!(!dir.exists(), "the previous run's node data must be gone");
+        // A first run (nothing to remove) is fine too.
+        assert_eq!(fresh_cluster_dir(out.path()).unwrap(), dir);
     }
 }

@@ -159,6 +159,7 @@ fn read_outcome(
         return (Outcome::error(ResultCode::NotFound), None);
     };
     let r = &record;
+    let (generation, void_time) = (r.generation, r.void_time);
     if let Some(exp) = ask.filter {
         let subject = storage::exp::Subject {
             record: Some(r),
@@ -183,10 +184,11 @@ fn read_outcome(
         Err(code) => return (Outcome::error(code), None),
     };
     let bins = match ask.bins {
-        ReadBins::All => r
+        // The record is this read's own unpacked copy: its values move into the answer.
+        ReadBins::All => record
             .bins
-            .iter()
-            .map(|b| (b.name.to_string(), b.value.clone()))
+            .into_iter()
+            .map(|b| (b.name.into_string(), b.value))
             .collect(),
         ReadBins::NoBins => Vec::new(),
         // Aerospike: "bin op(s) expected, none present", after the record lookup.
@@ -236,8 +238,8 @@ fn read_outcome(
     };
     let outcome = Outcome {
         code: ResultCode::Ok,
-        generation: r.generation,
-        void_time: r.void_time,
+        generation,
+        void_time,
         bins,
     };
     (outcome, touch)
