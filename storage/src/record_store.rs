@@ -227,13 +227,8 @@ impl RecordStore {
         self.records.is_empty()
     }
 
-    /// Every record, unpacked.
-    pub fn iter(&self) -> impl Iterator<Item = (&Digest, Record)> {
-        self.records.iter().map(|(d, r)| (d, r.unpack()))
-    }
-
-    /// Every record as stored (metadata and set without unpacking).
-    pub fn iter_packed(&self) -> impl Iterator<Item = (&Digest, &PackedRecord)> {
+    /// Every record as stored (metadata and set read without unpacking).
+    pub fn iter(&self) -> impl Iterator<Item = (&Digest, &PackedRecord)> {
         self.records.iter()
     }
 
@@ -257,11 +252,6 @@ impl RecordStore {
                 .into_iter()
                 .flatten()
         })
-    }
-
-    /// The record under `digest` whether or not it has expired.
-    pub fn get_any(&self, digest: &Digest) -> Option<Record> {
-        self.records.get(digest).map(PackedRecord::unpack)
     }
 
     /// The group's indexes, by name.
@@ -414,15 +404,20 @@ impl RecordStore {
             records: body.records.0,
             indexes: BTreeMap::new(),
         };
-        // Entries are a function of the records and each index's cursor: rebuild them.
-        for (name, state) in body.indexes {
-            let mut ix = GroupIndex::new(state);
+        // Entries are a function of the records and each index's cursor: rebuild them, each
+        // record unpacked once for all its indexes.
+        store.indexes = body
+            .indexes
+            .into_iter()
+            .map(|(name, state)| (name, GroupIndex::new(state)))
+            .collect();
+        if !store.indexes.is_empty() {
             for (d, r) in store.records.iter() {
-                if ix.state.covers(d) {
-                    ix.add(d, &r.unpack());
+                let mut unpacked = None;
+                for ix in store.indexes.values_mut().filter(|ix| ix.state.covers(d)) {
+                    ix.add(d, unpacked.get_or_insert_with(|| r.unpack()));
                 }
             }
-            store.indexes.insert(name, ix);
         }
         Ok(store)
     }
@@ -530,6 +525,25 @@ mod tests {
         assert_eq!(s.index("renamed").unwrap().entries(), 15);
         s.drop_index("renamed");
         assert!(s.indexes().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_several_indexes_at_their_own_cursors() {
+        let mut s = RecordStore::new();
+        for n in 0..50 {
+            s.insert(digest(n), record("s", i64::from(n), 1));
+        }
+        s.create_index("all", &def());
+        s.build_index("all", 50);
+        let in_set = SindexDef {
+            set: Some("s".into()),
+            ..def()
+        };
+        s.create_index("part", &in_set);
+        s.build_index("part", 20);
+        assert_eq!(s.index("all").unwrap().entries(), 50);
+        assert_eq!(s.index("part").unwrap().entries(), 20);
+        assert_consistent(&s);
     }
 
     #[test]

@@ -350,6 +350,11 @@ impl Round<'_> {
         );
     }
 
+    /// Whether a record of `set` may be answered (the request names no set, or this one).
+    fn in_set(&self, set: &str) -> bool {
+        self.plan.req.set.as_ref().is_none_or(|s| s == set)
+    }
+
     /// Whether a record belongs to the answer: its set, and the filter expression. An
     /// expression that cannot be evaluated (an unsupported call, a result that is not a
     /// boolean) ends the scan with its code rather than silently dropping every record.
@@ -358,7 +363,7 @@ impl Round<'_> {
         digest: &Digest,
         record: &storage::record::Record,
     ) -> Result<bool, ResultCode> {
-        if self.plan.req.set.as_ref().is_some_and(|s| *s != record.set) {
+        if !self.in_set(&record.set) {
             return Ok(false);
         }
         let Some(exp) = &self.plan.expression else {
@@ -387,7 +392,7 @@ impl Round<'_> {
             }
             // Expiry and the set are read from the packed record: only records that may be
             // answered are unpacked.
-            if r.is_expired(self.now) || self.plan.req.set.as_ref().is_some_and(|s| *s != r.set()) {
+            if r.is_expired(self.now) || !self.in_set(r.set()) {
                 continue;
             }
             let r = r.unpack();

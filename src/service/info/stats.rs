@@ -35,7 +35,7 @@ pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
             continue;
         };
         c.expired += records.expired_count();
-        for (_, r) in records.iter_packed() {
+        for (_, r) in records.iter() {
             if leads {
                 c.master += 1;
             } else {

@@ -443,7 +443,7 @@ fn delete_set_removes_only_that_set() {
     let o = apply(&mut store, &Command::DeleteSet { set: "a".into() });
     assert_eq!(o.code, ResultCode::Ok);
     assert_eq!(store.len(), 2);
-    assert!(store.iter().all(|(_, r)| r.set != "a"));
+    assert!(store.iter().all(|(_, r)| r.set() != "a"));
     // A catalog command is refused by a data group and changes nothing.
     let o = apply(
         &mut store,
