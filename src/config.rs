@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub batch_max_requests: u32,
     /// Groups this node moves at once (as their leader) after a recluster.
     pub max_moves: usize,
+    /// Accept fault-injection info commands (`clock-rate`). For tests only.
+    pub fault_injection: bool,
 }
 
 #[derive(Clone, Debug)]

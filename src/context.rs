@@ -12,7 +12,7 @@ use crate::config::NodeConfig;
 use crate::fabric::Fabric;
 use crate::fabric::ForwardError;
 use crate::stats::Stats;
-use raft::{GroupId, MultiRaft, NodeId, WriteError};
+use raft::{GroupId, MultiRaft, NodeId, ReadConfirm, WriteError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +38,8 @@ pub struct Route {
     pub allow_relaxed_reads: bool,
     /// The namespace's `default-read-touch-ttl-pct` (0 = reads never touch).
     pub read_touch_ttl_pct: u32,
+    /// How a linearizable read confirms leadership (`lease-reads`).
+    pub read_confirm: ReadConfirm,
 }
 
 pub struct Context {
@@ -100,7 +102,7 @@ impl Context {
                 ResultCode::Unavailable
             });
         };
-        Ok(route_in(ns, partition))
+        Ok(route_in(&catalog, ns, partition))
     }
 
     /// Nodes gossip sees alive, this one included, ascending (Aerospike's observed nodes).
@@ -201,8 +203,8 @@ impl Context {
     }
 }
 
-/// The route of `partition` in `ns` (pure).
-pub fn route_in(ns: &Namespace, partition: u16) -> Route {
+/// The route of `partition` in `ns` of `catalog` (pure).
+pub fn route_in(catalog: &Catalog, ns: &Namespace, partition: u16) -> Route {
     let g = ns.group_of(partition);
     Route {
         group: ns.group_id(g),
@@ -214,5 +216,10 @@ pub fn route_in(ns: &Namespace, partition: u16) -> Route {
         default_ttl: ns.settings.default_ttl,
         allow_relaxed_reads: ns.settings.allow_relaxed_reads,
         read_touch_ttl_pct: ns.settings.read_touch_ttl_pct,
+        read_confirm: if catalog.reads_by_lease(ns) {
+            ReadConfirm::Lease
+        } else {
+            ReadConfirm::Quorum
+        },
     }
 }

@@ -123,6 +123,10 @@ struct ServeArgs {
     /// Groups this node moves at once as their leader after a recluster [default: 4]
     #[arg(long)]
     max_moves: Option<usize>,
+    /// Accept fault-injection info commands (`clock-rate:rate=R` changes the rate of this
+    /// node's Raft clock). For fault-injection tests only: never on a production node.
+    #[arg(long)]
+    allow_fault_injection: bool,
 }
 
 fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
@@ -283,6 +287,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         wal_linger: Duration::from_micros(a.wal_linger_us.or(n.wal_linger_us).unwrap_or(0)),
         batch_max_requests: a.batch_max_requests.or(n.batch_max_requests).unwrap_or(0),
         max_moves: a.max_moves.unwrap_or(4).max(1),
+        fault_injection: a.allow_fault_injection,
     })
 }
 

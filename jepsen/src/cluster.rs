@@ -775,6 +775,71 @@ impl Cluster {
         .await
     }
 
+    /// Change one of `name`'s live settings (`setting` is `key=value`) through
+    /// `set-config`, retried on each running node in turn until one answers `ok`, then wait
+    /// until every running node's `get-config` shows it. Gives up after `timeout`.
+    pub async fn set_namespace_config(
+        &mut self,
+        name: &str,
+        setting: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let cmd = format!("set-config:context=namespace;namespace={name};{setting}");
+        let mut attempt = 0usize;
+        loop {
+            let running: Vec<usize> = (0..self.nodes())
+                .filter(|&i| self.state(i) == NodeState::Running)
+                .collect();
+            let i = *running
+                .get(attempt % running.len().max(1))
+                .context("no node is running")?;
+            attempt += 1;
+            let why = match self.info(i, &cmd).await {
+                Ok(a) if a == "ok" => break,
+                Ok(a) => a,
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!("`{cmd}` never answered ok within {timeout:?}; last: {why}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let get = format!("get-config:context=namespace;namespace={name}");
+        loop {
+            let answers = self.info_all(&get).await;
+            let shown = answers.len() == self.nodes()
+                && answers.values().all(|a| {
+                    a.as_ref()
+                        .is_ok_and(|a| a.split(';').any(|kv| kv == setting))
+                });
+            if shown {
+                info!(
+                    namespace = name,
+                    setting, "namespace setting changed everywhere"
+                );
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{setting} not shown by every node within {timeout:?}: {answers:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Make node `i`'s Raft clock run at `rate` × real time (`clock-rate`; the nodes run with
+    /// `--allow-fault-injection`).
+    pub async fn set_clock_rate(&self, i: usize, rate: f64) -> Result<()> {
+        let answer = self.info(i, &format!("clock-rate:rate={rate}")).await?;
+        match answer.parse::<f64>() {
+            Ok(r) if (r - rate).abs() < 1e-9 => Ok(()),
+            _ => bail!(
+                "clock-rate:rate={rate} on {} answered {answer}",
+                Self::node_name(i)
+            ),
+        }
+    }
+
     /// Wait until, in each of `namespaces`, every partition has exactly one real leader among
     /// the running nodes (without watching them for later readiness checks).
     pub async fn wait_masters(&mut self, namespaces: &[String], timeout: Duration) -> Result<()> {
@@ -861,6 +926,21 @@ impl Cluster {
                 };
                 if let Err(e) = r {
                     errors.push(format!("{}: {e:#}", Self::node_name(i)));
+                }
+            }
+            // A clock left skewed (an undo that failed) would outlive the faults.
+            for i in 0..self.nodes() {
+                if self.state(i) != NodeState::Running {
+                    continue;
+                }
+                let skewed = match self.info(i, "clock-rate").await {
+                    Ok(rate) => rate != "1",
+                    Err(_) => true,
+                };
+                if skewed {
+                    if let Err(e) = self.set_clock_rate(i, 1.0).await {
+                        errors.push(format!("clock of {}: {e:#}", Self::node_name(i)));
+                    }
                 }
             }
             let ready = self.wait_ready(timeout).await;

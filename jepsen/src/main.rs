@@ -40,7 +40,8 @@ enum Cmd {
         /// workload writes there beside the namespaces c0..c3 it creates and drops.
         #[arg(long, default_value = jepsen::workload::DEFAULT_NAMESPACE)]
         namespace: String,
-        /// Comma-separated faults: partition, kill, pause, membership, all, none.
+        /// Comma-separated faults: partition, kill, pause, membership, clock, all, none (or
+        /// single faults such as clock-drift, clock-slow-leader, clock-break).
         #[arg(long, default_value = "partition")]
         nemesis: String,
         /// Spare nodes started after the cluster formed, which the membership nemesis adds
@@ -70,6 +71,11 @@ enum Cmd {
         /// snapshots, purges and snapshot installs under the faults.
         #[arg(long)]
         snapshot_every: Option<u64>,
+        /// Turn on the namespace's `lease-reads` before the load: reads confirm leadership
+        /// with a leader lease, so they depend on the clock assumption the clock faults
+        /// keep (clock-drift) or break (clock-break).
+        #[arg(long)]
+        lease_reads: bool,
     },
 }
 
@@ -106,6 +112,7 @@ fn real_main() -> anyhow::Result<i32> {
         check_budget,
         snapshot_every,
         spares,
+        lease_reads,
     } = Cli::parse().command;
     anyhow::ensure!(
         !(workload == Workload::Catalog && catalog::POOL.contains(&namespace.as_str())),
@@ -140,6 +147,7 @@ fn real_main() -> anyhow::Result<i32> {
         op_timeout: Duration::from_secs(3),
         check_budget: Duration::from_secs(check_budget),
         snapshot_every,
+        lease_reads,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,7 +166,7 @@ fn real_main() -> anyhow::Result<i32> {
         "nodes": nodes, "spares": spares, "workload": workload, "namespace": namespace, "nemesis": nemesis,
         "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
-        "snapshot_every": snapshot_every,
+        "snapshot_every": snapshot_every, "lease_reads": lease_reads,
     });
     let verdict =
         jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;

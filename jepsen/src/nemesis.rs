@@ -54,11 +54,34 @@ pub enum Fault {
     MemberRemove,
     /// Replace a random roster node by a spare in one roster change and recluster.
     MemberReplace,
+    /// Make a random node's Raft clock run slow or fast ([`DRIFT_RATES`]), within the
+    /// assumption lease reads rest on (no clock more than twice as fast as another).
+    ClockDrift,
+    /// Make a leader's Raft clock run at [`SLOW_RATE`], the slowest the lease-read assumption
+    /// allows, and cut it off from the others: its lease must end before its followers'
+    /// leases do, so it stops serving lease reads before a new leader takes writes.
+    ClockSlowLeader,
+    /// Make a leader's Raft clock run at [`BREAK_RATE`] and cut it off from the others:
+    /// breaks the lease-read assumption, so with lease reads on, the isolated leader keeps
+    /// answering reads from its old state after a new leader took writes. ReadIndex reads
+    /// do not depend on clocks and must stay linearizable under it.
+    ClockBreak,
 }
+
+/// Rates of [`Fault::ClockDrift`]: at most 1.6 times faster or slower than real time, so no
+/// clock runs twice as fast as another's.
+pub const DRIFT_RATES: [f64; 4] = [0.6, 0.8, 1.25, 1.6];
+
+/// Rate of [`Fault::ClockSlowLeader`]: the leader's 300 ms lease lasts 500 ms of real time,
+/// still within its followers' 600 ms.
+pub const SLOW_RATE: f64 = 0.6;
+
+/// Rate of [`Fault::ClockBreak`]: a 300 ms lease lasts 15 s of real time.
+pub const BREAK_RATE: f64 = 0.02;
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 14] = [
         Fault::PartitionHalves,
         Fault::PartitionIsolateLeader,
         Fault::PartitionMajorityRing,
@@ -70,6 +93,9 @@ impl Fault {
         Fault::MemberAdd,
         Fault::MemberRemove,
         Fault::MemberReplace,
+        Fault::ClockDrift,
+        Fault::ClockSlowLeader,
+        Fault::ClockBreak,
     ];
 
     /// Kebab-case name (also accepted by [`Fault::parse_list`]).
@@ -86,10 +112,13 @@ impl Fault {
             Fault::MemberAdd => "member-add",
             Fault::MemberRemove => "member-remove",
             Fault::MemberReplace => "member-replace",
+            Fault::ClockDrift => "clock-drift",
+            Fault::ClockSlowLeader => "clock-slow-leader",
+            Fault::ClockBreak => "clock-break",
         }
     }
 
-    /// Fault class: `partition`, `kill`, `pause` or `membership` (the
+    /// Fault class: `partition`, `kill`, `pause`, `membership` or `clock` (the
     /// [`NemesisEvent::kind`]).
     pub fn class(self) -> &'static str {
         match self {
@@ -99,19 +128,33 @@ impl Fault {
             Fault::Kill | Fault::KillLeader | Fault::KillAll => "kill",
             Fault::Pause | Fault::PauseLeader => "pause",
             Fault::MemberAdd | Fault::MemberRemove | Fault::MemberReplace => "membership",
+            Fault::ClockDrift | Fault::ClockSlowLeader | Fault::ClockBreak => "clock",
         }
+    }
+
+    /// Whether `self` and `other` may be in force together: never two of a class, and
+    /// never a partition beside a fault that brings its own.
+    fn combines_with(self, other: Fault) -> bool {
+        let partitions = |a: Fault, b: Fault| {
+            matches!(a, Fault::ClockSlowLeader | Fault::ClockBreak) && b.class() == "partition"
+        };
+        self.class() != other.class() && !partitions(self, other) && !partitions(other, self)
     }
 
     /// Parse a CLI list like `partition,kill,pause`: a class name enables every fault of the
     /// class, `all` every partition, kill and pause fault (add `membership` for roster
-    /// changes), `none` (or an empty string) nothing; single faults are
-    /// accepted by [`Fault::name`] too. The result is sorted and de-duplicated.
+    /// changes, `clock` for clock rates), `none` (or an empty string) nothing; single faults
+    /// are accepted by [`Fault::name`] too. The result is sorted and de-duplicated.
     pub fn parse_list(list: &str) -> Result<Vec<Fault>> {
         let mut out = BTreeSet::new();
         for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
-                // `all` is every crash fault; roster changes are asked for by name.
-                "all" => out.extend(Fault::ALL.into_iter().filter(|f| f.class() != "membership")),
+                // `all` is every crash fault; roster changes and clocks are asked for by name.
+                "all" => out.extend(
+                    Fault::ALL
+                        .into_iter()
+                        .filter(|f| !matches!(f.class(), "membership" | "clock")),
+                ),
                 "none" => {}
                 _ => {
                     let matching: Vec<Fault> = Fault::ALL
@@ -121,7 +164,7 @@ impl Fault {
                     if matching.is_empty() {
                         bail!(
                             "unknown fault {word:?}: expected partition, kill, pause, \
-                             membership, all, none or one of {}",
+                             membership, clock, all, none or one of {}",
                             Fault::ALL.map(Fault::name).join(", ")
                         );
                     }
@@ -314,7 +357,7 @@ fn choose_faults(rng: &mut StdRng, faults: &[Fault], combine: f64) -> Vec<Fault>
     let others: Vec<Fault> = faults
         .iter()
         .copied()
-        .filter(|f| f.class() != first.class())
+        .filter(|f| f.combines_with(first))
         .collect();
     if !others.is_empty() && rng.gen_bool(combine.clamp(0.0, 1.0)) {
         if let Some(&second) = others.choose(rng) {
@@ -333,6 +376,11 @@ enum Undo {
     Restart(usize),
     RestartAll(Vec<usize>),
     Resume(usize),
+    /// Put the node's clock back to real time, after healing the network if `heal`.
+    Clock {
+        node: usize,
+        heal: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -486,6 +534,42 @@ async fn apply(
             let detail = change_roster(cluster, fault, rng, busy).await?;
             (Undo::Nothing, detail)
         }
+        Fault::ClockDrift => {
+            let pool = candidates(cluster, busy);
+            let &node = pool.choose(rng).context("no running node left to target")?;
+            let &rate = DRIFT_RATES.choose(rng).context("no rate")?;
+            cluster.set_clock_rate(node, rate).await?;
+            busy.insert(node);
+            let detail = format!(
+                "{} clock at {rate}x real time (lease assumption kept)",
+                Cluster::node_name(node)
+            );
+            (Undo::Clock { node, heal: false }, detail)
+        }
+        Fault::ClockSlowLeader | Fault::ClockBreak => {
+            let pool = candidates(cluster, busy);
+            if pool.is_empty() {
+                bail!("no running node left to target");
+            }
+            let (node, count) = pick_leader(cluster, rng, &pool).await?;
+            let (rate, assumption) = if fault == Fault::ClockBreak {
+                (BREAK_RATE, "broken")
+            } else {
+                (SLOW_RATE, "kept")
+            };
+            cluster.set_clock_rate(node, rate).await?;
+            busy.insert(node);
+            if let Err(e) = partition_or_heal(cluster, |c| c.isolate(node)) {
+                let _ = cluster.set_clock_rate(node, 1.0).await;
+                return Err(e);
+            }
+            let detail = format!(
+                "{} ({}) clock at {rate}x real time and isolated (lease assumption {assumption})",
+                Cluster::node_name(node),
+                leader_note(count)
+            );
+            (Undo::Clock { node, heal: true }, detail)
+        }
         Fault::KillAll => {
             let pool = candidates(cluster, busy);
             if pool.is_empty() {
@@ -630,6 +714,12 @@ async fn undo(cluster: &mut Cluster, undo: &Undo) -> Result<()> {
             Ok(())
         }
         Undo::Resume(i) => cluster.resume(i),
+        Undo::Clock { node, heal } => {
+            // Heal first: the node learns of the new term once it hears from its peers.
+            let healed = if heal { cluster.heal() } else { Ok(()) };
+            let reset = cluster.set_clock_rate(node, 1.0).await;
+            healed.and(reset)
+        }
     }
 }
 
@@ -641,8 +731,12 @@ mod tests {
     fn parses_fault_lists() {
         assert_eq!(Fault::parse_list("all").unwrap(), Fault::ALL[..8].to_vec());
         assert_eq!(
-            Fault::parse_list("all,membership").unwrap(),
+            Fault::parse_list("all,membership,clock").unwrap(),
             Fault::ALL.to_vec()
+        );
+        assert_eq!(
+            Fault::parse_list("clock").unwrap(),
+            vec![Fault::ClockDrift, Fault::ClockSlowLeader, Fault::ClockBreak]
         );
         assert_eq!(Fault::parse_list("").unwrap(), vec![]);
         assert_eq!(Fault::parse_list("none").unwrap(), vec![]);
@@ -668,7 +762,7 @@ mod tests {
             Fault::parse_list("kill-leader,kill-leader").unwrap(),
             vec![Fault::KillLeader]
         );
-        assert!(Fault::parse_list("partition,clock").is_err());
+        assert!(Fault::parse_list("partition,clocks").is_err());
     }
 
     /// Every node reaches a majority (itself included), no two the same set, and the grudge
@@ -719,6 +813,13 @@ mod tests {
             }
         }
         assert!(combined > 50);
+        // These isolate their node themselves: never a second partition beside them.
+        for _ in 0..200 {
+            let c = choose_faults(&mut rng, &Fault::ALL, 1.0);
+            if c.contains(&Fault::ClockBreak) || c.contains(&Fault::ClockSlowLeader) {
+                assert!(c.iter().all(|f| f.class() != "partition"), "{c:?}");
+            }
+        }
         let only_kill = [Fault::Kill, Fault::KillLeader];
         assert!((0..50).all(|_| choose_faults(&mut rng, &only_kill, 1.0).len() == 1));
     }

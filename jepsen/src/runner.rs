@@ -42,6 +42,8 @@ pub struct Options {
     /// The nodes' `--snapshot-every` (None: the server's default). Small values make
     /// snapshots, log purges and snapshot installs happen during the faults.
     pub snapshot_every: Option<u64>,
+    /// Turn on the namespace's `lease-reads` before the load.
+    pub lease_reads: bool,
 }
 
 /// Raft groups of the start-up namespace and of the run's namespace.
@@ -101,6 +103,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
         GROUPS.to_string(),
         "--request-timeout-ms".into(),
         "2000".into(),
+        // The clock faults change the rate of a node's Raft clock through an info command.
+        "--allow-fault-injection".into(),
     ];
     if opts.read_mode == ReadMode::AllowReplica {
         spec.extra_args.push("--allow-relaxed-reads".into());
@@ -139,6 +143,12 @@ fn fresh_cluster_dir(out: &std::path::Path) -> anyhow::Result<std::path::PathBuf
 async fn prepare(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
     if opts.namespace != STARTUP_NAMESPACE {
         create_namespace(opts, cluster).await?;
+    }
+    if opts.lease_reads {
+        cluster
+            .set_namespace_config(&opts.namespace, "lease-reads=true", Duration::from_secs(30))
+            .await
+            .context("turning lease reads on")?;
     }
     if opts.workload == Workload::Index {
         let t = Instant::now();

@@ -2,6 +2,7 @@
 
 use crate::types::GroupId;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Default size of a snapshot chunk: big enough that a transfer is not dominated by round
 /// trips, small enough to be one ordinary fabric frame.
@@ -20,6 +21,17 @@ pub const DEFAULT_SNAPSHOT_CHUNK: usize = 1 << 20;
 pub fn election_timeout_max(min: u64) -> u64 {
     min + (min / 5).max(20)
 }
+
+/// How much faster one node's clock may run than another's before lease reads can go wrong.
+///
+/// A follower that acknowledged a heartbeat the leader sent at `t` neither votes nor stands
+/// for election before `t + lease` by its own clock (openraft's leader lease), and a node
+/// that just started waits out one lease before it does either ([`crate::MultiRaft`]); the
+/// leader serves lease reads only while its newest quorum acknowledgement is younger than
+/// `lease / LEASE_CLOCK_RATIO` by its own clock. Both windows start at or after `t` in real
+/// time, so the leader's ends first unless some clock runs more than this many times faster
+/// than the leader's. NTP keeps rates within 0.05% of each other.
+pub const LEASE_CLOCK_RATIO: u32 = 2;
 
 /// Raft settings shared by all groups of a node.
 #[derive(Clone, Debug)]
@@ -55,6 +67,17 @@ impl Default for RaftConfig {
 }
 
 impl RaftConfig {
+    /// openraft's leader lease: the top of the election timeout window.
+    pub fn leader_lease(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_max_ms)
+    }
+
+    /// The oldest quorum acknowledgement a lease read may rest on (see
+    /// [`LEASE_CLOCK_RATIO`]). Heartbeats renew it several times within this age.
+    pub fn lease_read_age(&self) -> Duration {
+        self.leader_lease() / LEASE_CLOCK_RATIO
+    }
+
     /// Entries between two snapshots of `group`: `snapshot_every` plus up to ~47% more,
     /// depending on the group. With one threshold for all, every group of a node snapshotted
     /// at the same moment under uniform load, and the burst of snapshot writes and fsyncs

@@ -6,6 +6,7 @@
 //! `storage::log_store::LogStore` and `storage::snapshot_file`, and the network through the
 //! [`transport::Transport`] trait the server implements.
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod log_store;
@@ -18,7 +19,7 @@ pub mod transport;
 pub mod types;
 
 pub use error::{ReadError, WriteError};
-pub use multi_raft::{Group, GroupStatus, MultiRaft};
+pub use multi_raft::{Group, GroupStatus, MultiRaft, ReadConfirm};
 pub use state_machine::SharedCatalog;
 pub use transport::{Transport, TransportError};
 pub use types::{GroupId, NodeId, TypeConfig};

@@ -1,16 +1,19 @@
 //! The Raft groups hosted on one node: creation, inbound RPC dispatch, and the write and
 //! linearizable-read paths the request handler uses.
 
+use crate::clock::NodeInstant;
 use crate::config::RaftConfig;
 use crate::error::{ReadError, WriteError};
 use crate::log_store::GroupLogStore;
-use crate::network::NetworkFactory;
+use crate::network::{vote_held_back, NetworkFactory};
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::raft::linearizable_read::LinearizerOption;
+use openraft::Instant as _;
 use openraft::ReadPolicy;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -41,8 +44,31 @@ pub struct GroupStatus {
     pub last_applied: Option<u64>,
 }
 
+/// How a read confirms that this node still leads its group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadConfirm {
+    /// ReadIndex: a heartbeat round acknowledged by a quorum after the read arrived.
+    #[default]
+    Quorum,
+    /// Leader lease: a quorum acknowledgement younger than [`RaftConfig::lease_read_age`],
+    /// else a heartbeat round as for `Quorum`. Linearizable only while clock rates stay
+    /// within [`crate::config::LEASE_CLOCK_RATIO`] of each other.
+    Lease,
+}
+
+/// A node's Raft groups.
+///
+/// Invariant: a node neither grants a vote nor asks for one within one leader lease of
+/// starting, except in a leadership transfer (whose leader stopped serving reads when it
+/// asked for it, and which openraft accepts only from the voter's current leader). openraft
+/// keeps a follower's lease (no vote for another candidate while a
+/// leader's heartbeat is younger than a lease) in memory only, so a node restarted within
+/// that window would otherwise vote at once and let a second leader rise while the first
+/// still serves lease reads.
 pub struct MultiRaft {
     node_id: NodeId,
+    /// Vote and pre-vote requests are refused and not sent before this instant.
+    votes_from: NodeInstant,
     config: RaftConfig,
     log: Arc<dyn LogStore>,
     snapshots: Arc<SnapshotFiles>,
@@ -71,6 +97,7 @@ impl MultiRaft {
         let config = config.clone();
         Ok(MultiRaft {
             node_id,
+            votes_from: NodeInstant::now() + config.leader_lease(),
             config,
             log,
             snapshots,
@@ -124,6 +151,7 @@ impl MultiRaft {
             group,
             transport: self.transport.clone(),
             snapshot_chunk: self.config.snapshot_chunk_bytes,
+            votes_from: self.votes_from,
         };
         let log = GroupLogStore::new(group, self.log.clone());
         let span = tracing::info_span!("group", node = self.node_id, group);
@@ -260,9 +288,25 @@ impl MultiRaft {
         timeout: Duration,
         f: impl FnOnce(&RecordStore) -> T,
     ) -> Result<T, ReadError> {
+        self.read_confirmed(group, ReadConfirm::Quorum, timeout, f)
+            .await
+    }
+
+    /// [`MultiRaft::read`] with leadership confirmed as `confirm` says.
+    pub async fn read_confirmed<T>(
+        &self,
+        group: GroupId,
+        confirm: ReadConfirm,
+        timeout: Duration,
+        f: impl FnOnce(&RecordStore) -> T,
+    ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
-        match tokio::time::timeout(timeout, g.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await
-        {
+        let option = match confirm {
+            ReadConfirm::Quorum => LinearizerOption::from(ReadPolicy::ReadIndex),
+            // A stale lease sends a heartbeat round at once and waits for it, like ReadIndex.
+            ReadConfirm::Lease => LinearizerOption::new(Some(self.config.lease_read_age()), true),
+        };
+        match tokio::time::timeout(timeout, g.raft.ensure_linearizable(option)).await {
             Ok(Ok(_)) => {}
             Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
                 return Err(ReadError::NotLeader(f.leader_id))
@@ -311,6 +355,11 @@ impl MultiRaft {
                     data,
                 }),
             ) => self.snapshot_chunk(&g, vote, offset, total, data).await,
+            (_, Ok(RaftRequest::Vote(r) | RaftRequest::PreVote(r)))
+                if vote_held_back(&r, NodeInstant::now(), self.votes_from) =>
+            {
+                RaftReply::Error("started less than a leader lease ago: grants no vote yet".into())
+            }
             (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
         };
         encode_reply(&reply)

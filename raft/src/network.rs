@@ -1,6 +1,7 @@
 //! openraft's network traits over [`Transport`]: one client per (target, group), all sharing
 //! the node's connections.
 
+use crate::clock::NodeInstant;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
 use crate::transport::{Transport, TransportError};
 use crate::types::{GroupId, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
@@ -10,9 +11,23 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use openraft::Instant as _;
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Whether a vote or pre-vote request must wait until `votes_from` (pure): a node that
+/// started less than a lease ago neither stands for election nor grants a vote, since
+/// openraft forgot across the restart the lease it may have promised a leader that still
+/// serves lease reads. A leadership transfer is exempt: the leader that asked for it
+/// stopped serving reads, and openraft accepts it only from the voter's current leader.
+pub(crate) fn vote_held_back(
+    rpc: &VoteRequest<TypeConfig>,
+    now: NodeInstant,
+    votes_from: NodeInstant,
+) -> bool {
+    !rpc.leadership_transfer && now < votes_from
+}
 
 #[derive(Clone)]
 pub struct NetworkFactory {
@@ -20,6 +35,8 @@ pub struct NetworkFactory {
     pub transport: Arc<dyn Transport>,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk: usize,
+    /// No vote or pre-vote request leaves before this instant (see [`crate::MultiRaft`]).
+    pub votes_from: NodeInstant,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -31,6 +48,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             group: self.group,
             transport: self.transport.clone(),
             snapshot_chunk: self.snapshot_chunk.max(1),
+            votes_from: self.votes_from,
         }
     }
 }
@@ -40,6 +58,7 @@ pub struct GroupClient {
     group: GroupId,
     transport: Arc<dyn Transport>,
     snapshot_chunk: usize,
+    votes_from: NodeInstant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +70,13 @@ fn unreachable(s: impl Into<String>) -> RPCError<TypeConfig> {
 }
 
 impl GroupClient {
+    fn may_vote(&self, rpc: &VoteRequest<TypeConfig>) -> Result<(), RPCError<TypeConfig>> {
+        if vote_held_back(rpc, NodeInstant::now(), self.votes_from) {
+            return Err(unreachable("started less than a leader lease ago"));
+        }
+        Ok(())
+    }
+
     async fn call(
         &self,
         req: RaftRequest,
@@ -105,6 +131,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.may_vote(&rpc)?;
         match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await? {
             RaftReply::Vote(r) => Ok(r),
             _ => Err(unexpected()),
@@ -116,6 +143,7 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.may_vote(&rpc)?;
         match self
             .call(RaftRequest::PreVote(rpc), option.hard_ttl())
             .await?
@@ -192,5 +220,27 @@ impl RaftNetworkV2<TypeConfig> for GroupClient {
             RaftReply::TransferLeader(r) => Ok(r),
             _ => Err(unexpected()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn votes_wait_one_lease_after_start_unless_a_leader_hands_over() {
+        let start = NodeInstant::now();
+        let votes_from = start + Duration::from_millis(600);
+        let mut req = VoteRequest::<TypeConfig>::new(Vote::new(3, 2), None);
+        assert!(vote_held_back(&req, start, votes_from));
+        assert!(vote_held_back(
+            &req,
+            start + Duration::from_millis(599),
+            votes_from
+        ));
+        assert!(!vote_held_back(&req, votes_from, votes_from));
+        req.leadership_transfer = true;
+        assert!(!vote_held_back(&req, start, votes_from));
     }
 }

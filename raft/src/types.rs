@@ -15,6 +15,7 @@ openraft::declare_raft_types!(
         R = Outcome,
         NodeId = NodeId,
         Node = openraft::EmptyNode,
+        AsyncRuntime = crate::clock::NodeRuntime,
 );
 
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::GroupStateMachine>;

@@ -157,6 +157,23 @@ pub struct Catalog {
     pub moved: BTreeSet<GroupId>,
     /// Moves committed per namespace id (raises the namespace's regime).
     pub moves_done: BTreeMap<u32, u32>,
+    /// Ids of the namespaces whose reads confirm leadership with a leader lease instead of a
+    /// heartbeat round (`lease-reads`, off by default). Kept beside the settings, not in
+    /// them, because settings travel inside log entries whose format must not change.
+    pub lease_reads: BTreeSet<u32>,
+}
+
+/// The catalog as format version 2 stored it (before lease reads).
+#[derive(Serialize, Deserialize)]
+struct CatalogV2 {
+    formed: bool,
+    roster: Vec<NodeId>,
+    namespaces: BTreeMap<String, Namespace>,
+    next_namespace_id: u32,
+    version: u64,
+    targets: BTreeMap<GroupId, Vec<NodeId>>,
+    moved: BTreeSet<GroupId>,
+    moves_done: BTreeMap<u32, u32>,
 }
 
 /// The catalog as format version 1 stored it (before rosters could change).
@@ -238,6 +255,8 @@ pub enum LiveSetting {
     AllowRelaxedReads(bool),
     ReadTouchTtlPct(u32),
     NsupPeriod(u32),
+    /// Confirm leadership for reads with a leader lease (see [`Catalog::lease_reads`]).
+    LeaseReads(bool),
 }
 
 impl LiveSetting {
@@ -247,6 +266,8 @@ impl LiveSetting {
             LiveSetting::AllowRelaxedReads(r) => s.allow_relaxed_reads = r,
             LiveSetting::ReadTouchTtlPct(p) => s.read_touch_ttl_pct = p,
             LiveSetting::NsupPeriod(p) => s.nsup_period = p,
+            // Not a field of the settings: applied by the catalog itself.
+            LiveSetting::LeaseReads(_) => {}
         }
     }
 }
@@ -383,6 +404,11 @@ pub fn place(
 impl Catalog {
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.get(name)
+    }
+
+    /// Whether `ns`'s reads confirm leadership with a leader lease (`lease-reads`).
+    pub fn reads_by_lease(&self, ns: &Namespace) -> bool {
+        self.lease_reads.contains(&ns.id)
     }
 
     /// The namespace holding data group `group`.
@@ -574,6 +600,7 @@ impl Catalog {
             CatalogCommand::DropNamespace { name } => {
                 if let Some(ns) = self.namespaces.remove(name) {
                     self.targets.retain(|g, _| split_group_id(*g).0 != ns.id);
+                    self.lease_reads.remove(&ns.id);
                 }
             }
             CatalogCommand::CreateSet { namespace, set } => {
@@ -588,7 +615,15 @@ impl Catalog {
             }
             CatalogCommand::SetNamespaceConfig { namespace, setting } => {
                 if let Some(ns) = self.namespaces.get_mut(namespace) {
-                    setting.apply_to(&mut ns.settings);
+                    match *setting {
+                        LiveSetting::LeaseReads(true) => {
+                            self.lease_reads.insert(ns.id);
+                        }
+                        LiveSetting::LeaseReads(false) => {
+                            self.lease_reads.remove(&ns.id);
+                        }
+                        _ => setting.apply_to(&mut ns.settings),
+                    }
                 }
             }
             CatalogCommand::Truncate {
@@ -720,6 +755,21 @@ impl Catalog {
                     bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
                 Ok(catalog)
             }
+            2 => {
+                let ((_, v2), _): ((u32, CatalogV2), usize) =
+                    bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
+                Ok(Catalog {
+                    formed: v2.formed,
+                    roster: v2.roster,
+                    namespaces: v2.namespaces,
+                    next_namespace_id: v2.next_namespace_id,
+                    version: v2.version,
+                    targets: v2.targets,
+                    moved: v2.moved,
+                    moves_done: v2.moves_done,
+                    lease_reads: BTreeSet::new(),
+                })
+            }
             1 => {
                 let ((_, v1), _): ((u32, CatalogV1), usize) =
                     bincode::serde::decode_from_slice(bytes, cfg).map_err(bad)?;
@@ -737,8 +787,8 @@ impl Catalog {
     }
 }
 
-/// 2: rosters can change (targets, moved groups, moves per namespace).
-const CATALOG_VERSION: u32 = 2;
+/// 2: rosters can change (targets, moved groups, moves per namespace); 3: lease reads.
+const CATALOG_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -994,5 +1044,57 @@ mod tests {
         assert_eq!(Catalog::decode(&bytes).unwrap(), c);
         let v9 = bincode::serde::encode_to_vec((9u32, 0u8), bincode::config::standard()).unwrap();
         assert!(Catalog::decode(&v9).is_err());
+    }
+
+    #[test]
+    fn a_version_2_catalog_still_decodes_without_lease_reads() {
+        let mut c = formed(vec![1, 2, 3]);
+        c.apply(&CatalogCommand::SetRoster {
+            namespace: "test".into(),
+            nodes: vec![5, 4, 3, 2, 1],
+        })
+        .unwrap();
+        c.apply(&CatalogCommand::Recluster).unwrap();
+        assert!(!c.targets.is_empty());
+        let v2 = CatalogV2 {
+            formed: c.formed,
+            roster: c.roster.clone(),
+            namespaces: c.namespaces.clone(),
+            next_namespace_id: c.next_namespace_id,
+            version: c.version,
+            targets: c.targets.clone(),
+            moved: c.moved.clone(),
+            moves_done: c.moves_done.clone(),
+        };
+        let bytes = bincode::serde::encode_to_vec((2u32, v2), bincode::config::standard()).unwrap();
+        assert_eq!(Catalog::decode(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn lease_reads_are_a_live_setting_forgotten_with_the_namespace() {
+        let mut c = formed(vec![1, 2, 3]);
+        let on = |on| CatalogCommand::SetNamespaceConfig {
+            namespace: "test".into(),
+            setting: LiveSetting::LeaseReads(on),
+        };
+        assert!(!c.reads_by_lease(c.namespace("test").unwrap()));
+        c.apply(&on(true)).unwrap();
+        assert!(c.reads_by_lease(c.namespace("test").unwrap()));
+        let round_trip = Catalog::decode(&c.encode()).unwrap();
+        assert_eq!(round_trip, c);
+        c.apply(&on(false)).unwrap();
+        assert!(!c.reads_by_lease(c.namespace("test").unwrap()));
+        c.apply(&on(true)).unwrap();
+        c.apply(&CatalogCommand::DropNamespace {
+            name: "test".into(),
+        })
+        .unwrap();
+        assert!(c.lease_reads.is_empty());
+        assert!(c
+            .apply(&CatalogCommand::SetNamespaceConfig {
+                namespace: "test".into(),
+                setting: LiveSetting::LeaseReads(true),
+            })
+            .is_err());
     }
 }

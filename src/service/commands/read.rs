@@ -69,6 +69,7 @@ async fn read(node: &Arc<Node>, env: &Envelope<'_>, ask: &ReadAsk<'_>, mode: Rea
         replicas,
         allow_relaxed_reads,
         read_touch_ttl_pct,
+        read_confirm,
         ..
     } = match route(node, key) {
         Ok(r) => r,
@@ -95,7 +96,7 @@ async fn read(node: &Arc<Node>, env: &Envelope<'_>, ask: &ReadAsk<'_>, mode: Rea
         }
         let hint = match node
             .multi
-            .read(group, remaining, |s| {
+            .read_confirmed(group, read_confirm, remaining, |s| {
                 read_outcome(s, ask, read_touch_ttl_pct, now)
             })
             .await

@@ -6,6 +6,7 @@
 //! an [`InfoCommand`]; every error is an [`InfoError`], rendered `ERROR:<code>:<message>`.
 
 mod cluster;
+mod fault;
 mod logs;
 mod namespaces;
 mod node;
@@ -118,6 +119,8 @@ pub const TABLE: &[(&str, Handler)] = &[
         Handler::Change(sindex::index_string_remove),
     ),
     ("show-indexes", Handler::Now(sindex::show_indexes)),
+    // fault injection for tests (fault.rs)
+    ("clock-rate", Handler::Now(fault::clock_rate)),
     (
         "truncate-namespace-undo",
         Handler::Change(truncate::namespace_undo),

@@ -11,7 +11,7 @@ use crate::protocol::info_command::{parse_ttl, InfoCommand, InfoError, InfoResul
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use storage::catalog::{
-    validate_namespace_name, CatalogCommand, LiveSetting, Namespace, NamespaceSettings,
+    validate_namespace_name, Catalog, CatalogCommand, LiveSetting, Namespace, NamespaceSettings,
 };
 use storage::record::ResultCode;
 
@@ -24,6 +24,7 @@ const CREATE_KEYS: &[&str] = &[
     "allow-relaxed-reads",
     "default-read-touch-ttl-pct",
     "nsup-period",
+    "lease-reads",
 ];
 
 pub fn list(node: &Node, _: &InfoCommand) -> InfoResult {
@@ -87,16 +88,16 @@ pub fn namespace(node: &Node, cmd: &InfoCommand) -> InfoResult {
         ("expired_objects", counts.expired.to_string()),
     ];
     let mut out: Vec<String> = figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    out.push(config(ns));
+    out.push(config(&catalog, ns));
     Ok(out.join(";"))
 }
 
 /// A namespace's configuration as `k=v;...` (alphabetical, as Aerospike prints it).
-fn config(ns: &Namespace) -> String {
+fn config(catalog: &Catalog, ns: &Namespace) -> String {
     let s = &ns.settings;
     format!(
-        "allow-relaxed-reads={};default-read-touch-ttl-pct={};default-ttl={};nsup-period={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
-        s.allow_relaxed_reads, s.read_touch_ttl_pct, s.default_ttl, s.nsup_period, s.groups, s.replication_factor
+        "allow-relaxed-reads={};default-read-touch-ttl-pct={};default-ttl={};lease-reads={};nsup-period={};raft-groups={};replication-factor={};storage-engine=memory;strong-consistency=true",
+        s.allow_relaxed_reads, s.read_touch_ttl_pct, s.default_ttl, catalog.reads_by_lease(ns), s.nsup_period, s.groups, s.replication_factor
     )
 }
 
@@ -110,7 +111,7 @@ pub fn get_config(node: &Node, cmd: &InfoCommand) -> InfoResult {
             let ns = catalog.namespace(name).ok_or_else(|| {
                 InfoError::new(ResultCode::Namespace, "namespace not found on node")
             })?;
-            Ok(config(ns))
+            Ok(config(&catalog, ns))
         }
         "service" | "network" => Ok(format!(
             "cluster-name={};node-id={};service-address={};service-port={};fabric-port={};heartbeat-port={};proto-fd-idle-ms=600000",
@@ -126,7 +127,8 @@ pub fn get_config(node: &Node, cmd: &InfoCommand) -> InfoResult {
 }
 
 /// `set-config:context=namespace;namespace=NS;default-ttl=S` (or `allow-relaxed-reads=B`,
-/// `default-read-touch-ttl-pct=P`): one setting per command, replicated through the catalog.
+/// `default-read-touch-ttl-pct=P`, `nsup-period=S`, `lease-reads=B`): one setting per
+/// command, replicated through the catalog.
 pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
     Box::pin(async move {
         let cmd = InfoCommand::parse(&raw);
@@ -158,6 +160,7 @@ pub fn set_config(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult
                 LiveSetting::ReadTouchTtlPct(params.number(key)?.ok_or_else(invalid)?)
             }
             "nsup-period" => LiveSetting::NsupPeriod(parse_ttl(key, value)?),
+            "lease-reads" => LiveSetting::LeaseReads(params.boolean(key)?.ok_or_else(invalid)?),
             _ => return Err(invalid()),
         };
         change(
@@ -229,7 +232,9 @@ pub fn create(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
             .first()
             .map(|n| n.settings())
             .unwrap_or_default();
-        let settings = settings(template, &Params::parse(&rest))?;
+        let params = Params::parse(&rest);
+        let settings = settings(template, &params)?;
+        let lease_reads = params.boolean("lease-reads")?.unwrap_or(false);
         let asked = settings.replication_factor;
         change(
             &node,
@@ -239,6 +244,23 @@ pub fn create(node: Arc<Node>, raw: String) -> BoxFuture<'static, InfoResult> {
             },
         )
         .await?;
+        if lease_reads {
+            // A second catalog change: until it commits the namespace reads by ReadIndex,
+            // which is always safe.
+            let setting = LiveSetting::LeaseReads(true);
+            let namespace = name.clone();
+            change(
+                &node,
+                CatalogCommand::SetNamespaceConfig { namespace, setting },
+            )
+            .await
+            .map_err(|e| {
+                InfoError::new(
+                    e.code,
+                    format!("namespace created, but lease-reads not set: {}", e.message),
+                )
+            })?;
+        }
         let effective = node
             .catalog()
             .namespace(&name)
