@@ -715,6 +715,19 @@ pub struct WriteSpec {
     pub replace: bool,
 }
 
+/// Whether a request is sent again, once, to another node (which forwards it to the leader),
+/// as Aerospike's clients move a failed request to the next node (pure): one that certainly
+/// was not applied (no connection to the node the map names, e.g. one just killed), or a read
+/// whose connection was lost (a read has no effect to be in doubt about). A write whose
+/// connection was lost is in doubt and a request that timed out used its time: neither is.
+fn worth_another_node(r: &Result<Reply, ClientError>, read: bool) -> bool {
+    match r {
+        Err(ClientError::NotSent(_)) => true,
+        Err(ClientError::NoAnswer(why)) => read && !why.contains("within"),
+        Ok(_) => false,
+    }
+}
+
 /// One client task's connections to the cluster: requests go to their partition's leader.
 pub struct ClusterSession {
     cluster: Cluster,
@@ -739,12 +752,20 @@ impl ClusterSession {
             .cluster
             .route(p, mode, self.spread)
             .ok_or_else(|| ClientError::NotSent("no node known".into()))?;
-        let timeout = self.cluster.timeout();
-        let conn = self
-            .conns
-            .entry(addr)
-            .or_insert_with(|| Connection::new(addr, timeout));
-        let r = conn.call(frame).await;
+        let mut r = self.call(addr, frame).await;
+        if worth_another_node(&r, mode.is_some()) {
+            self.cluster.request_refresh();
+            let others: Vec<SocketAddr> = self
+                .cluster
+                .nodes()
+                .into_iter()
+                .filter(|a| *a != addr)
+                .collect();
+            if !others.is_empty() {
+                let other = others[self.spread % others.len()];
+                r = self.call(other, frame).await;
+            }
+        }
         // A stale map shows up as the node not being able to serve (11), an in-doubt answer
         // (9: leadership changed under the request) or a dead node; the server forwards
         // otherwise, so there is no explicit "not leader" answer to wait for.
@@ -756,6 +777,15 @@ impl ClusterSession {
             self.cluster.request_refresh();
         }
         r
+    }
+
+    async fn call(&mut self, addr: SocketAddr, frame: &[u8]) -> Result<Reply, ClientError> {
+        let timeout = self.cluster.timeout();
+        self.conns
+            .entry(addr)
+            .or_insert_with(|| Connection::new(addr, timeout))
+            .call(frame)
+            .await
     }
 
     /// Read every bin of `key` from its partition's leader (or a replica, when relaxed).
@@ -800,6 +830,21 @@ impl ClusterSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_requests_move_to_another_node_only_when_nothing_can_have_happened() {
+        let not_sent = Err(ClientError::NotSent("connect refused".into()));
+        let lost = Err(ClientError::NoAnswer("connection closed".into()));
+        let late = Err(ClientError::NoAnswer("no answer from n1 within 1s".into()));
+        assert!(worth_another_node(&not_sent, false));
+        assert!(worth_another_node(&not_sent, true));
+        assert!(worth_another_node(&lost, true));
+        assert!(
+            !worth_another_node(&lost, false),
+            "a write that lost its connection is in doubt"
+        );
+        assert!(!worth_another_node(&late, true));
+    }
     use base64::Engine;
 
     fn b64(m: &[u8]) -> String {
