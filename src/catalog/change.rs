@@ -84,47 +84,73 @@ pub async fn drop_namespace(node: &Node, namespace: &str) -> Result<(), InfoErro
 
 /// Delete every record of `set` in every group of `namespace`, then forget the set in the
 /// catalog.
+///
+/// "Namespace not found" is answered only when this node did not know the namespace as the
+/// command began, i.e. when nothing was deleted. If the namespace is dropped while its set is
+/// being deleted, the set's records are gone (deleted here or with the namespace), so the
+/// answer is `ok`: a client told "not found" would rightly believe no record of the set was
+/// deleted, while some were.
 pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), InfoError> {
+    if node.catalog().namespace(namespace).is_none() {
+        return Err(InfoError::no_namespace(namespace));
+    }
     let cmd = Command::DeleteSet {
         set: set.to_string(),
     };
-    on_every_group(node, namespace, cmd).await?;
-    change(
-        node,
-        CatalogCommand::RemoveSet {
+    let deleted = async {
+        on_every_group(node, namespace, cmd).await?;
+        let forget = CatalogCommand::RemoveSet {
             namespace: namespace.to_string(),
             set: set.to_string(),
-        },
-    )
-    .await
+        };
+        change(node, forget).await
+    };
+    done_if_dropped(deleted.await)
+}
+
+/// A command that deletes records and then records what it did in the catalog, begun on a
+/// namespace this node knew: "namespace not found" now means the namespace was dropped
+/// meanwhile, which deleted whatever the command had left, so the command is done.
+fn done_if_dropped(r: Result<(), InfoError>) -> Result<(), InfoError> {
+    match r {
+        Err(e) if e.code == ResultCode::Namespace => Ok(()),
+        other => other,
+    }
 }
 
 /// Aerospike's truncate: delete the records of `set` (or of the whole namespace) last updated
 /// before `lut` (ms since 2010) in every group, then record the cut-off in the catalog (where
 /// `sets` and `namespace/NS` report it). Both steps are idempotent, so a timed-out truncate
-/// can simply be sent again.
+/// can simply be sent again. A namespace dropped meanwhile answers `ok` (see
+/// [`delete_set`]).
 pub async fn truncate(
     node: &Node,
     namespace: &str,
     set: Option<&str>,
     lut: u64,
 ) -> Result<(), InfoError> {
+    if node.catalog().namespace(namespace).is_none() {
+        return Err(InfoError::no_namespace(namespace));
+    }
     let set = set.map(str::to_string);
     let cmd = Command::Truncate {
         set: set.clone(),
         before: lut,
     };
-    on_every_group(node, namespace, cmd).await?;
-    let namespace = namespace.to_string();
-    change(
-        node,
-        CatalogCommand::Truncate {
-            namespace,
-            set,
-            lut,
-        },
-    )
-    .await
+    let truncated = async {
+        on_every_group(node, namespace, cmd).await?;
+        let namespace = namespace.to_string();
+        change(
+            node,
+            CatalogCommand::Truncate {
+                namespace,
+                set,
+                lut,
+            },
+        )
+        .await
+    };
+    done_if_dropped(truncated.await)
 }
 
 /// Forget a truncation cut-off (`truncate-undo`): records already deleted stay deleted.
