@@ -718,12 +718,7 @@ impl Cluster {
             };
             let mut attempt = 0usize;
             loop {
-                let running: Vec<usize> = (0..self.nodes())
-                    .filter(|&i| self.state(i) == NodeState::Running)
-                    .collect();
-                let i = *running
-                    .get(attempt % running.len().max(1))
-                    .context("no node is running")?;
+                let i = self.running_node(attempt)?;
                 attempt += 1;
                 let host = self.service_addr(i).to_string();
                 let answer = strato::info_client::request(
@@ -775,6 +770,17 @@ impl Cluster {
         .await
     }
 
+    /// The running node a catalog command's `attempt`-th try goes to: each in turn.
+    fn running_node(&mut self, attempt: usize) -> Result<usize> {
+        let running: Vec<usize> = (0..self.nodes())
+            .filter(|&i| self.state(i) == NodeState::Running)
+            .collect();
+        running
+            .get(attempt % running.len().max(1))
+            .copied()
+            .context("no node is running")
+    }
+
     /// Change one of `name`'s live settings (`setting` is `key=value`) through
     /// `set-config`, retried on each running node in turn until one answers `ok`, then wait
     /// until every running node's `get-config` shows it. Gives up after `timeout`.
@@ -788,12 +794,7 @@ impl Cluster {
         let cmd = format!("set-config:context=namespace;namespace={name};{setting}");
         let mut attempt = 0usize;
         loop {
-            let running: Vec<usize> = (0..self.nodes())
-                .filter(|&i| self.state(i) == NodeState::Running)
-                .collect();
-            let i = *running
-                .get(attempt % running.len().max(1))
-                .context("no node is running")?;
+            let i = self.running_node(attempt)?;
             attempt += 1;
             let why = match self.info(i, &cmd).await {
                 Ok(a) if a == "ok" => break,
