@@ -716,36 +716,16 @@ impl Cluster {
             } else {
                 format!("create-namespace:namespace={name};{params}")
             };
-            let mut attempt = 0usize;
-            loop {
-                let i = self.running_node(attempt)?;
-                attempt += 1;
-                let host = self.service_addr(i).to_string();
-                let answer = strato::info_client::request(
-                    &host,
-                    std::slice::from_ref(&cmd),
-                    CATALOG_INFO_TIMEOUT,
-                )
-                .await
-                .map(|a| a.into_iter().next().map(|(_, v)| v).unwrap_or_default());
-                let why = match answer {
-                    Ok(a) if a == "ok" || a.starts_with("ok:") => {
-                        info!(node = %Self::node_name(i), answer = %a, "namespace created");
-                        break;
-                    }
-                    Ok(a) if a.starts_with("ERROR:4:") && a.contains("already exists") => {
-                        info!(node = %Self::node_name(i), "namespace already exists");
-                        break;
-                    }
-                    Ok(a) => a,
-                    Err(e) => format!("{e:#}"),
-                };
-                if Instant::now() >= deadline {
-                    bail!("`{cmd}` never answered ok within {timeout:?}; last: {why}");
-                }
-                debug!(node = %Self::node_name(i), "create-namespace: {why}; retrying");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
+            // "Already exists" counts: on a fresh cluster only our own earlier attempt, whose
+            // answer was lost, can have created it.
+            let (i, answer) = self
+                .catalog_command(&cmd, deadline, |a| {
+                    a == "ok"
+                        || a.starts_with("ok:")
+                        || (a.starts_with("ERROR:4:") && a.contains("already exists"))
+                })
+                .await?;
+            info!(node = %Self::node_name(i), %answer, "namespace created");
             // Listed everywhere, then led everywhere.
             loop {
                 let listed = self.namespaces().await;
@@ -770,15 +750,40 @@ impl Cluster {
         .await
     }
 
-    /// The running node a catalog command's `attempt`-th try goes to: each in turn.
-    fn running_node(&mut self, attempt: usize) -> Result<usize> {
-        let running: Vec<usize> = (0..self.nodes())
-            .filter(|&i| self.state(i) == NodeState::Running)
-            .collect();
-        running
-            .get(attempt % running.len().max(1))
-            .copied()
-            .context("no node is running")
+    /// Send the catalog command `cmd` to each running node in turn (every 300 ms, with the
+    /// catalog commands' longer timeout, since they wait for a commit) until one answers
+    /// something `accepted`; that node and its answer. Gives up at `deadline`.
+    async fn catalog_command(
+        &mut self,
+        cmd: &str,
+        deadline: Instant,
+        accepted: impl Fn(&str) -> bool,
+    ) -> Result<(usize, String)> {
+        let mut attempt = 0usize;
+        loop {
+            let running: Vec<usize> = (0..self.nodes())
+                .filter(|&i| self.state(i) == NodeState::Running)
+                .collect();
+            let i = *running
+                .get(attempt % running.len().max(1))
+                .context("no node is running")?;
+            attempt += 1;
+            let host = self.service_addr(i).to_string();
+            let answer =
+                strato::info_client::request(&host, &[cmd.to_string()], CATALOG_INFO_TIMEOUT)
+                    .await
+                    .map(|a| a.into_iter().next().map(|(_, v)| v).unwrap_or_default());
+            let why = match answer {
+                Ok(a) if accepted(&a) => return Ok((i, a)),
+                Ok(a) => a,
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!("`{cmd}` never answered as hoped before the deadline; last: {why}");
+            }
+            debug!(node = %Self::node_name(i), "{cmd}: {why}; retrying");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// Change one of `name`'s live settings (`setting` is `key=value`) through
@@ -792,20 +797,7 @@ impl Cluster {
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let cmd = format!("set-config:context=namespace;namespace={name};{setting}");
-        let mut attempt = 0usize;
-        loop {
-            let i = self.running_node(attempt)?;
-            attempt += 1;
-            let why = match self.info(i, &cmd).await {
-                Ok(a) if a == "ok" => break,
-                Ok(a) => a,
-                Err(e) => format!("{e:#}"),
-            };
-            if Instant::now() >= deadline {
-                bail!("`{cmd}` never answered ok within {timeout:?}; last: {why}");
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        self.catalog_command(&cmd, deadline, |a| a == "ok").await?;
         let get = format!("get-config:context=namespace;namespace={name}");
         loop {
             let answers = self.info_all(&get).await;

@@ -91,26 +91,21 @@ pub async fn drop_namespace(node: &Node, namespace: &str) -> Result<(), InfoErro
 /// answer is `ok`: a client told "not found" would rightly believe no record of the set was
 /// deleted, while some were.
 pub async fn delete_set(node: &Node, namespace: &str, set: &str) -> Result<(), InfoError> {
-    if node.catalog().namespace(namespace).is_none() {
-        return Err(InfoError::no_namespace(namespace));
-    }
     let cmd = Command::DeleteSet {
         set: set.to_string(),
     };
-    let deleted = async {
-        on_every_group(node, namespace, cmd).await?;
-        let forget = CatalogCommand::RemoveSet {
-            namespace: namespace.to_string(),
-            set: set.to_string(),
-        };
-        change(node, forget).await
+    on_every_group(node, namespace, cmd).await?;
+    let forget = CatalogCommand::RemoveSet {
+        namespace: namespace.to_string(),
+        set: set.to_string(),
     };
-    done_if_dropped(deleted.await)
+    done_if_dropped(change(node, forget).await)
 }
 
-/// A command that deletes records and then records what it did in the catalog, begun on a
-/// namespace this node knew: "namespace not found" now means the namespace was dropped
-/// meanwhile, which deleted whatever the command had left, so the command is done.
+/// The catalog step of a command that first deleted records in every group of a namespace
+/// this node knew ([`on_every_group`] answers "not found" itself when it did not, before
+/// deleting anything): "namespace not found" now means the namespace was dropped meanwhile,
+/// which deleted whatever the command had left, so the command is done.
 fn done_if_dropped(r: Result<(), InfoError>) -> Result<(), InfoError> {
     match r {
         Err(e) if e.code == ResultCode::Namespace => Ok(()),
@@ -129,28 +124,19 @@ pub async fn truncate(
     set: Option<&str>,
     lut: u64,
 ) -> Result<(), InfoError> {
-    if node.catalog().namespace(namespace).is_none() {
-        return Err(InfoError::no_namespace(namespace));
-    }
     let set = set.map(str::to_string);
     let cmd = Command::Truncate {
         set: set.clone(),
         before: lut,
     };
-    let truncated = async {
-        on_every_group(node, namespace, cmd).await?;
-        let namespace = namespace.to_string();
-        change(
-            node,
-            CatalogCommand::Truncate {
-                namespace,
-                set,
-                lut,
-            },
-        )
-        .await
+    on_every_group(node, namespace, cmd).await?;
+    let namespace = namespace.to_string();
+    let record = CatalogCommand::Truncate {
+        namespace,
+        set,
+        lut,
     };
-    done_if_dropped(truncated.await)
+    done_if_dropped(change(node, record).await)
 }
 
 /// Forget a truncation cut-off (`truncate-undo`): records already deleted stay deleted.
