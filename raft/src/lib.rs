@@ -13,6 +13,7 @@ pub mod log_store;
 mod log_tail;
 pub mod multi_raft;
 pub mod network;
+pub mod read_index;
 pub mod rpc;
 pub mod state_machine;
 pub mod transport;

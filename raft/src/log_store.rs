@@ -2,6 +2,7 @@
 //! writing into one database whose single flusher gives group commit across groups.
 
 use crate::log_tail::LogTail;
+use crate::read_index::VoteCell;
 use crate::types::{decode, encode, Entry, LogId, TypeConfig, Vote};
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -34,16 +35,19 @@ pub struct GroupLogStore {
     group: GroupId,
     store: Arc<dyn LogStore>,
     tail: Arc<Mutex<LogTail>>,
+    /// The vote last stored, for peers' leadership confirmations (`crate::read_index`).
+    vote: Arc<VoteCell>,
     /// When the committed log id was last stored (by this handle; only the one openraft
     /// writes through ever stores it).
     committed_saved_at: Option<Instant>,
 }
 
 impl GroupLogStore {
-    pub fn new(group: GroupId, store: Arc<dyn LogStore>) -> GroupLogStore {
+    pub fn new(group: GroupId, store: Arc<dyn LogStore>, vote: Arc<VoteCell>) -> GroupLogStore {
         GroupLogStore {
             group,
             store,
+            vote,
             tail: Arc::default(),
             committed_saved_at: None,
         }
@@ -127,7 +131,11 @@ impl RaftLogReader<TypeConfig> for GroupLogStore {
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        self.meta(META_VOTE)
+        let vote: Option<Vote> = self.meta(META_VOTE)?;
+        if let Some(v) = &vote {
+            self.vote.set(v);
+        }
+        Ok(vote)
     }
 }
 
@@ -152,6 +160,9 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        // Shown to peers' confirmation requests before openraft can act on it (grant it,
+        // count it, accept the newer leader): it does so only after this returns.
+        self.vote.set(vote);
         self.put_meta(META_VOTE, vote)?;
         // A vote must be durable before it is acted upon: wait for the shared flush.
         self.sync().await

@@ -6,15 +6,18 @@ use crate::config::RaftConfig;
 use crate::error::{ReadError, WriteError};
 use crate::log_store::GroupLogStore;
 use crate::network::{vote_held_back, NetworkFactory};
+use crate::read_index::{confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, VoteCell};
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
+use futures::stream::{FuturesUnordered, StreamExt};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::LinearizerOption;
 use openraft::Instant as _;
 use openraft::ReadPolicy;
+use openraft::ServerState;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::{Arc, RwLock};
@@ -30,6 +33,8 @@ pub struct Group {
     pub id: GroupId,
     pub raft: Raft,
     pub records: SharedRecords,
+    /// The vote this node last stored for the group (answers peers' confirmation requests).
+    vote: Arc<VoteCell>,
     /// Held while a snapshot chunk is stored or a received snapshot installed: transfers of
     /// one group share a file, so they never interleave.
     receiving: tokio::sync::Mutex<()>,
@@ -73,6 +78,8 @@ pub struct MultiRaft {
     log: Arc<dyn LogStore>,
     snapshots: Arc<SnapshotFiles>,
     transport: Arc<dyn Transport>,
+    /// Confirms leadership for ReadIndex reads in one round per peer (`crate::read_index`).
+    confirmer: Confirmer,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// One lock per group id, serializing its creation and removal: two callers never build
     /// the same group twice, while different groups open side by side (a restarting node
@@ -98,6 +105,7 @@ impl MultiRaft {
         Ok(MultiRaft {
             node_id,
             votes_from: NodeInstant::now() + config.leader_lease(),
+            confirmer: Confirmer::new(transport.clone(), config.leader_lease()),
             config,
             log,
             snapshots,
@@ -153,7 +161,8 @@ impl MultiRaft {
             snapshot_chunk: self.config.snapshot_chunk_bytes,
             votes_from: self.votes_from,
         };
-        let log = GroupLogStore::new(group, self.log.clone());
+        let vote = Arc::new(VoteCell::default());
+        let log = GroupLogStore::new(group, self.log.clone(), vote.clone());
         let span = tracing::info_span!("group", node = self.node_id, group);
         let config = self.config.to_openraft(group).map_err(io::Error::other)?;
         let raft = Raft::new(self.node_id, config, network, log, sm)
@@ -164,6 +173,7 @@ impl MultiRaft {
             id: group,
             raft,
             records,
+            vote,
             receiving: tokio::sync::Mutex::new(()),
         });
         self.groups
@@ -301,6 +311,14 @@ impl MultiRaft {
         f: impl FnOnce(&RecordStore) -> T,
     ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
+        if confirm == ReadConfirm::Quorum {
+            if let Some(plan) = self.read_plan(&g) {
+                let wait = timeout.min(self.config.leader_lease());
+                if self.confirm_by_peers(&g, &plan, wait).await {
+                    return read_records(&g, f);
+                }
+            }
+        }
         let option = match confirm {
             ReadConfirm::Quorum => LinearizerOption::from(ReadPolicy::ReadIndex),
             // A stale lease sends a heartbeat round at once and waits for it, like ReadIndex.
@@ -318,11 +336,60 @@ impl MultiRaft {
                 ))
             }
         }
-        let records = g
-            .records
-            .read()
-            .map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
-        Ok(f(&records))
+        read_records(&g, f)
+    }
+
+    /// How a read of `g` can be confirmed by per-peer rounds, from one snapshot of its
+    /// metrics; None when openraft's own round must do it.
+    fn read_plan(&self, g: &Group) -> Option<ReadPlan> {
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        plan(&LeaderView {
+            me: self.node_id,
+            is_leader: m.state == ServerState::Leader && m.current_leader == Some(self.node_id),
+            vote: &m.vote,
+            last_applied: m.last_applied.as_ref(),
+            membership_log: m.membership_config.log_id().as_ref(),
+            joint: m.membership_config.membership().get_joint_config(),
+        })
+    }
+
+    /// Whether enough peers confirm `plan.leader` as `g`'s leader within `timeout`, and this
+    /// node's own stored vote still is that leader afterwards (checked last: it completes the
+    /// quorum only as of a moment after the read arrived).
+    async fn confirm_by_peers(&self, g: &Group, plan: &ReadPlan, timeout: Duration) -> bool {
+        let mut answers: FuturesUnordered<_> = plan
+            .peers
+            .iter()
+            .map(|p| self.confirmer.ask(*p, g.id, plan.leader))
+            .collect();
+        let enough = async {
+            let mut yes = 0;
+            while yes < plan.needed_from_peers {
+                match answers.next().await {
+                    Some(Ok(true)) => yes += 1,
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+            true
+        };
+        matches!(tokio::time::timeout(timeout, enough).await, Ok(true))
+            && g.vote.leader() == Some(plan.leader)
+    }
+
+    /// Answer a peer's [`RaftRequest::ConfirmLeaders`] from each group's stored vote.
+    fn confirm_leaders(&self, asks: &[(GroupId, LeaderId)]) -> Vec<bool> {
+        let Ok(groups) = self.groups.read() else {
+            return vec![false; asks.len()];
+        };
+        asks.iter()
+            .map(|(group, leader)| {
+                groups
+                    .get(group)
+                    .is_some_and(|g| confirms(g.vote.leader().as_ref(), leader))
+            })
+            .collect()
     }
 
     /// Read this replica's state without confirming leadership: not linearizable.
@@ -332,16 +399,16 @@ impl MultiRaft {
         f: impl FnOnce(&RecordStore) -> T,
     ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
-        let records = g
-            .records
-            .read()
-            .map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
-        Ok(f(&records))
+        read_records(&g, f)
     }
 
     /// Handle one inbound Raft RPC for a hosted group and encode the reply.
     pub async fn handle_rpc(&self, group: GroupId, payload: &[u8]) -> Vec<u8> {
-        let reply = match (self.group(group), decode_request(payload)) {
+        let request = decode_request(payload);
+        if let Ok(RaftRequest::ConfirmLeaders(asks)) = &request {
+            return encode_reply(&RaftReply::LeadersConfirmed(self.confirm_leaders(asks)));
+        }
+        let reply = match (self.group(group), request) {
             (None, _) => {
                 RaftReply::Error(format!("group {group} not hosted on node {}", self.node_id))
             }
@@ -540,10 +607,19 @@ impl MultiRaft {
     }
 
     pub async fn shutdown(&self) {
+        self.confirmer.stop();
         for g in self.groups() {
             let _ = g.raft.shutdown().await;
         }
     }
+}
+
+fn read_records<T>(g: &Group, f: impl FnOnce(&RecordStore) -> T) -> Result<T, ReadError> {
+    let records = g
+        .records
+        .read()
+        .map_err(|_| ReadError::Unavailable("record store lock poisoned".into()))?;
+    Ok(f(&records))
 }
 
 async fn dispatch(raft: &Raft, req: RaftRequest) -> RaftReply {
@@ -565,6 +641,8 @@ async fn dispatch(raft: &Raft, req: RaftRequest) -> RaftReply {
             .unwrap_or_else(|e| RaftReply::Error(e.to_string())),
         // Handled by `MultiRaft::snapshot_chunk`, which owns the snapshot files.
         RaftRequest::SnapshotChunk { .. } => RaftReply::Error("misrouted snapshot chunk".into()),
+        // Handled by `MultiRaft::handle_rpc` before any group is looked up.
+        RaftRequest::ConfirmLeaders(_) => RaftReply::Error("misrouted confirmation".into()),
         RaftRequest::TransferLeader(r) => raft
             .handle_transfer_leader(r)
             .await

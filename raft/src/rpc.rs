@@ -1,6 +1,7 @@
 //! Raft RPC messages as they cross the fabric, and their dispatch on the receiving node.
 
-use crate::types::{TypeConfig, Vote};
+use crate::read_index::LeaderId;
+use crate::types::{GroupId, TypeConfig, Vote};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -26,6 +27,10 @@ pub enum RaftRequest {
         data: Vec<u8>,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// Whether the receiver's stored vote for each group is still the given leader: one
+    /// request per peer for every read waiting on it (`crate::read_index`). Not addressed to
+    /// a group; appended, so every earlier request decodes as before.
+    ConfirmLeaders(Vec<(GroupId, LeaderId)>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,6 +43,8 @@ pub enum RaftReply {
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The receiver could not handle the request (group missing, shutting down, bad bytes).
     Error(String),
+    /// One answer per pair of [`RaftRequest::ConfirmLeaders`], in order.
+    LeadersConfirmed(Vec<bool>),
 }
 
 pub fn encode_request(r: &RaftRequest) -> std::io::Result<Vec<u8>> {
