@@ -225,3 +225,39 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_index::LeaderId;
+    use openraft::vote::RaftLeaderId;
+    use storage::log_store::MemLogStore;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn the_vote_cell_shows_every_stored_vote_and_the_one_read_at_start() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let cell = Arc::new(VoteCell::default());
+        let mut log = GroupLogStore::new(7, store.clone(), cell.clone());
+        assert_eq!(cell.leader(), None);
+        block_on(log.save_vote(&Vote::new(3, 2))).expect("save");
+        assert_eq!(cell.leader(), Some(LeaderId::new(3, 2)));
+        block_on(log.save_vote(&Vote::new(4, 1))).expect("save");
+        assert_eq!(cell.leader(), Some(LeaderId::new(4, 1)));
+
+        // A restarted group's cell learns the stored vote as openraft reads it.
+        let restarted = Arc::new(VoteCell::default());
+        let mut log = GroupLogStore::new(7, store, restarted.clone());
+        assert_eq!(
+            block_on(log.read_vote()).expect("read"),
+            Some(Vote::new(4, 1))
+        );
+        assert_eq!(restarted.leader(), Some(LeaderId::new(4, 1)));
+    }
+}

@@ -20,6 +20,7 @@ use openraft::ReadPolicy;
 use openraft::ServerState;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use storage::command::{Command, Outcome};
@@ -61,6 +62,22 @@ pub enum ReadConfirm {
     Lease,
 }
 
+/// How this node's linearizable reads were confirmed, for `statistics`.
+#[derive(Default)]
+struct ReadCounts {
+    by_peers: AtomicU64,
+    by_raft: AtomicU64,
+}
+
+/// [`ReadCounts`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadFigures {
+    /// Confirmed by per-peer rounds (`crate::read_index`).
+    pub by_peers: u64,
+    /// Confirmed by openraft: its heartbeat round (the fallback) or a lease.
+    pub by_raft: u64,
+}
+
 /// A node's Raft groups.
 ///
 /// Invariant: a node neither grants a vote nor asks for one within one leader lease of
@@ -80,6 +97,7 @@ pub struct MultiRaft {
     transport: Arc<dyn Transport>,
     /// Confirms leadership for ReadIndex reads in one round per peer (`crate::read_index`).
     confirmer: Confirmer,
+    reads: ReadCounts,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// One lock per group id, serializing its creation and removal: two callers never build
     /// the same group twice, while different groups open side by side (a restarting node
@@ -106,6 +124,7 @@ impl MultiRaft {
             node_id,
             votes_from: NodeInstant::now() + config.leader_lease(),
             confirmer: Confirmer::new(transport.clone(), config.leader_lease()),
+            reads: ReadCounts::default(),
             config,
             log,
             snapshots,
@@ -315,6 +334,7 @@ impl MultiRaft {
             if let Some(plan) = self.read_plan(&g) {
                 let wait = timeout.min(self.config.leader_lease());
                 if self.confirm_by_peers(&g, &plan, wait).await {
+                    self.reads.by_peers.fetch_add(1, Ordering::Relaxed);
                     return read_records(&g, f);
                 }
             }
@@ -336,7 +356,16 @@ impl MultiRaft {
                 ))
             }
         }
+        self.reads.by_raft.fetch_add(1, Ordering::Relaxed);
         read_records(&g, f)
+    }
+
+    /// How many linearizable reads this node confirmed, by which path, since it started.
+    pub fn read_figures(&self) -> ReadFigures {
+        ReadFigures {
+            by_peers: self.reads.by_peers.load(Ordering::Relaxed),
+            by_raft: self.reads.by_raft.load(Ordering::Relaxed),
+        }
     }
 
     /// How a read of `g` can be confirmed by per-peer rounds, from one snapshot of its

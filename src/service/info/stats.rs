@@ -72,6 +72,7 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         });
     let ns_cluster_size = catalog.roster.iter().filter(|id| node.is_up(**id)).count();
     let wal = node.log_stats();
+    let reads = node.multi.read_figures();
     let groups = node.multi.groups();
     let statuses: Vec<_> = groups
         .iter()
@@ -111,6 +112,8 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         ("scans", Stats::get(&s.scans)),
         ("queries", Stats::get(&s.queries)),
         ("info_requests", Stats::get(&s.info_requests)),
+        ("read_index_peer_confirmed", reads.by_peers),
+        ("read_index_raft_confirmed", reads.by_raft),
         ("wal_fsyncs", wal.flushes),
         ("wal_synced_requests", wal.synced_requests),
         ("wal_fsync_bytes", wal.flushed_bytes),
