@@ -40,6 +40,8 @@ pub struct GroupLogStore {
     /// When the committed log id was last stored (by this handle; only the one openraft
     /// writes through ever stores it).
     committed_saved_at: Option<Instant>,
+    /// Store every advance of the committed log id, not one per [`SAVE_COMMITTED_EVERY`].
+    every_commit: bool,
 }
 
 impl GroupLogStore {
@@ -50,7 +52,17 @@ impl GroupLogStore {
             vote,
             tail: Arc::default(),
             committed_saved_at: None,
+            every_commit: false,
         }
+    }
+
+    /// Stores every advance of the committed log id: for the metadata group, whose commits
+    /// are rare, so the last of a burst (a namespace created just after formation) would
+    /// otherwise stay unstored until the next one, and a restarted node would not know the
+    /// catalog it applied until a leader told it the commit index again.
+    pub fn storing_every_commit(mut self) -> GroupLogStore {
+        self.every_commit = true;
+        self
     }
 
     fn tail(&self) -> MutexGuard<'_, LogTail> {
@@ -171,9 +183,10 @@ impl RaftLogStorage<TypeConfig> for GroupLogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // Durable with the next flush; losing it only means re-applying less at restart.
         let now = Instant::now();
-        if self
-            .committed_saved_at
-            .is_some_and(|at| now.duration_since(at) < SAVE_COMMITTED_EVERY)
+        if !self.every_commit
+            && self
+                .committed_saved_at
+                .is_some_and(|at| now.duration_since(at) < SAVE_COMMITTED_EVERY)
         {
             return Ok(());
         }

@@ -173,6 +173,7 @@ impl MultiRaft {
             GroupData::Records(r) => r.clone(),
             GroupData::Catalog(_) => Arc::new(RwLock::new(RecordStore::new())),
         };
+        let is_catalog = matches!(data, GroupData::Catalog(_));
         let sm = GroupStateMachine::new(group, data, self.snapshots.clone());
         let network = NetworkFactory {
             group,
@@ -182,6 +183,11 @@ impl MultiRaft {
         };
         let vote = Arc::new(VoteCell::default());
         let log = GroupLogStore::new(group, self.log.clone(), vote.clone());
+        let log = if is_catalog {
+            log.storing_every_commit()
+        } else {
+            log
+        };
         let span = tracing::info_span!("group", node = self.node_id, group);
         let config = self.config.to_openraft(group).map_err(io::Error::other)?;
         let raft = Raft::new(self.node_id, config, network, log, sm)
