@@ -6,12 +6,13 @@ use crate::config::RaftConfig;
 use crate::error::{ReadError, WriteError};
 use crate::log_store::GroupLogStore;
 use crate::network::{vote_held_back, NetworkFactory};
-use crate::read_index::{confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, VoteCell};
+use crate::read_index::{
+    confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, Tally, VoteCell,
+};
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
-use futures::stream::{FuturesUnordered, StreamExt};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::LinearizerOption;
@@ -393,23 +394,11 @@ impl MultiRaft {
     /// node's own stored vote still is that leader afterwards (checked last: it completes the
     /// quorum only as of a moment after the read arrived).
     async fn confirm_by_peers(&self, g: &Group, plan: &ReadPlan, timeout: Duration) -> bool {
-        let mut answers: FuturesUnordered<_> = plan
-            .peers
-            .iter()
-            .map(|p| self.confirmer.ask(*p, g.id, plan.leader))
-            .collect();
-        let enough = async {
-            let mut yes = 0;
-            while yes < plan.needed_from_peers {
-                match answers.next().await {
-                    Some(Ok(true)) => yes += 1,
-                    Some(_) => {}
-                    None => return false,
-                }
-            }
-            true
-        };
-        matches!(tokio::time::timeout(timeout, enough).await, Ok(true))
+        let (tally, decided) = Tally::new(plan.needed_from_peers, plan.peers.len());
+        for peer in &plan.peers {
+            self.confirmer.ask(*peer, g.id, plan.leader, tally.clone());
+        }
+        matches!(tokio::time::timeout(timeout, decided).await, Ok(Ok(true)))
             && g.vote.leader() == Some(plan.leader)
     }
 

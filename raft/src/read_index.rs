@@ -104,11 +104,74 @@ pub(crate) fn plan(v: &LeaderView<'_>) -> Option<ReadPlan> {
     })
 }
 
+/// One read's count of the answers it still needs: the peers' tasks answer into it, and
+/// the read is woken once, when the outcome is certain.
+pub(crate) struct Tally(Mutex<TallyState>);
+
+struct TallyState {
+    /// Confirmations still needed.
+    needed: usize,
+    /// Peers asked that have not answered yet.
+    unanswered: usize,
+    done: Option<oneshot::Sender<bool>>,
+}
+
+impl Tally {
+    /// A tally of `asked` peers of which `needed` must confirm, and what the read awaits.
+    pub fn new(needed: usize, asked: usize) -> (Arc<Tally>, oneshot::Receiver<bool>) {
+        let (tx, rx) = oneshot::channel();
+        let tally = Arc::new(Tally(Mutex::new(TallyState {
+            needed,
+            unanswered: asked,
+            done: Some(tx),
+        })));
+        if needed == 0 || asked < needed {
+            tally.finish(needed == 0);
+        }
+        (tally, rx)
+    }
+
+    /// One peer's answer.
+    fn answer(&self, yes: bool) {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        st.unanswered = st.unanswered.saturating_sub(1);
+        if yes {
+            st.needed = st.needed.saturating_sub(1);
+        }
+        let outcome = match (st.needed, st.unanswered) {
+            (0, _) => Some(true),
+            (needed, unanswered) if unanswered < needed => Some(false),
+            _ => None,
+        };
+        if let Some(ok) = outcome {
+            if let Some(tx) = st.done.take() {
+                let _ = tx.send(ok);
+            }
+        }
+    }
+
+    fn finish(&self, ok: bool) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).done.take() {
+            let _ = tx.send(ok);
+        }
+    }
+
+    /// Decided, or the read gave up waiting.
+    fn settled(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .done
+            .as_ref()
+            .is_none_or(|tx| tx.is_closed())
+    }
+}
+
 /// One read waiting for a peer's answer.
 struct Ask {
     group: GroupId,
     leader: LeaderId,
-    reply: oneshot::Sender<bool>,
+    tally: Arc<Tally>,
 }
 
 #[derive(Default)]
@@ -136,24 +199,22 @@ impl Confirmer {
         }
     }
 
-    /// Ask `peer` whether its stored vote for `group` is `leader`; the answer is false if the
-    /// peer is unreachable or slower than the round timeout.
-    pub fn ask(&self, peer: NodeId, group: GroupId, leader: LeaderId) -> oneshot::Receiver<bool> {
-        let (reply, rx) = oneshot::channel();
+    /// Ask `peer` whether its stored vote for `group` is `leader`, answering into `tally`;
+    /// the answer is no if the peer is unreachable or slower than the round timeout.
+    pub fn ask(&self, peer: NodeId, group: GroupId, leader: LeaderId, tally: Arc<Tally>) {
         let queue = self.queue(peer);
         {
             let mut pending = queue.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.len() > PRUNE_ABOVE {
-                pending.retain(|a| !a.reply.is_closed());
+                pending.retain(|a| !a.tally.settled());
             }
             pending.push(Ask {
                 group,
                 leader,
-                reply,
+                tally,
             });
         }
         queue.wake.notify_one();
-        rx
     }
 
     fn queue(&self, peer: NodeId) -> Arc<PeerQueue> {
@@ -225,7 +286,7 @@ async fn rounds(peer: NodeId, q: Arc<PeerQueue>, transport: Arc<dyn Transport>, 
             let (keys, positions) = distinct(&asks);
             let answers = ask_peer(&*transport, peer, keys, timeout).await;
             for (ask, at) in asks.into_iter().zip(positions) {
-                let _ = ask.reply.send(answers.get(at).copied().unwrap_or(false));
+                ask.tally.answer(answers.get(at).copied().unwrap_or(false));
             }
         }
     }
@@ -384,12 +445,45 @@ mod tests {
         );
     }
 
+    fn outcome(rx: &mut oneshot::Receiver<bool>) -> Option<bool> {
+        rx.try_recv().ok()
+    }
+
+    #[test]
+    fn a_tally_decides_as_soon_as_the_outcome_is_certain() {
+        // Two of four peers must confirm.
+        let (t, mut rx) = Tally::new(2, 4);
+        t.answer(true);
+        t.answer(false);
+        assert_eq!(outcome(&mut rx), None);
+        t.answer(true);
+        assert_eq!(outcome(&mut rx), Some(true));
+        t.answer(false); // late answers change nothing
+        assert!(t.settled());
+
+        let (t, mut rx) = Tally::new(2, 3);
+        t.answer(false);
+        assert_eq!(outcome(&mut rx), None);
+        t.answer(false);
+        assert_eq!(outcome(&mut rx), Some(false), "one left cannot make two");
+
+        let (_, mut rx) = Tally::new(0, 0);
+        assert_eq!(outcome(&mut rx), Some(true), "a single voter needs no peer");
+        let (_, mut rx) = Tally::new(1, 0);
+        assert_eq!(outcome(&mut rx), Some(false));
+
+        let (t, rx) = Tally::new(1, 2);
+        assert!(!t.settled());
+        drop(rx);
+        assert!(t.settled(), "the read gave up");
+    }
+
     #[test]
     fn a_round_asks_each_pair_once() {
         let mk = |group, term| Ask {
             group,
             leader: lid(term, 1),
-            reply: oneshot::channel().0,
+            tally: Tally::new(1, 1).0,
         };
         let asks = vec![mk(7, 2), mk(8, 2), mk(7, 2), mk(7, 3)];
         let (keys, at) = distinct(&asks);

@@ -37,11 +37,11 @@ def retry(what, fn, timeout=30.0):
             time.sleep(0.05)
 
 
-def write_then_read(client, keys, tag):
+def write_then_read(client, keys, tag, ns=NS):
     """Each key written, then read back at once: a read must see the write it follows."""
     for k in keys:
-        retry(f"put {k}", lambda k=k: client.put((NS, SET, k), {"v": f"{tag}-{k}"}))
-        got = retry(f"get {k}", lambda k=k: client.get((NS, SET, k))[2])
+        retry(f"put {k}", lambda k=k: client.put((ns, SET, k), {"v": f"{tag}-{k}"}))
+        got = retry(f"get {k}", lambda k=k: client.get((ns, SET, k))[2])
         assert got == {"v": f"{tag}-{k}"}, (k, got)
 
 
@@ -76,6 +76,39 @@ def test_reads_are_confirmed_per_peer_through_a_pause_a_crash_and_a_restart(tmp_
         c.start(victim)
         c.wait_ready()
         write_then_read(client, range(200), "e")
+    finally:
+        client.close()
+        c.stop_all()
+
+
+def test_five_replicas_need_two_peers_and_survive_two_paused(tmp_path):
+    """With five voters a read needs two of its four peers: confirmed per peer while every
+    node runs and while two of them are paused (a majority of three still answers)."""
+    c = Cluster(tmp_path, nodes=5)
+    c.start_all()
+    client = c.client(seed=1, total_timeout=1000)
+    try:
+        assert info(c.port(1), "create-namespace:namespace=r5;replication-factor=5;raft-groups=4",
+                    timeout=15.0) == "ok"
+        c.wait_ready(namespaces=["r5"])
+        before = confirmed(c, c.live())
+        write_then_read(client, range(100), "a", ns="r5")
+        after = confirmed(c, c.live())
+        assert after[0] - before[0] >= 95, (before, after)
+
+        paused = (4, 5)
+        for i in paused:
+            c.procs[i].send_signal(signal.SIGSTOP)
+        try:
+            running = (1, 2, 3)
+            before = confirmed(c, running)
+            write_then_read(client, range(100), "b", ns="r5")
+            after = confirmed(c, running)
+            assert after[0] - before[0] >= 75, (before, after)
+        finally:
+            for i in paused:
+                c.procs[i].send_signal(signal.SIGCONT)
+        write_then_read(client, range(100), "c", ns="r5")
     finally:
         client.close()
         c.stop_all()
