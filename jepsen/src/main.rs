@@ -76,6 +76,11 @@ enum Cmd {
         /// keep (clock-drift) or break (clock-break).
         #[arg(long)]
         lease_reads: bool,
+        /// Replicas per Raft group, in the namespace every node starts with and in one
+        /// created at run time (capped at the node count). 5 on 5 nodes makes every read
+        /// and write need three nodes.
+        #[arg(long, default_value_t = 3)]
+        replication_factor: u8,
     },
 }
 
@@ -113,6 +118,7 @@ fn real_main() -> anyhow::Result<i32> {
         snapshot_every,
         spares,
         lease_reads,
+        replication_factor,
     } = Cli::parse().command;
     anyhow::ensure!(
         !(workload == Workload::Catalog && catalog::POOL.contains(&namespace.as_str())),
@@ -148,6 +154,7 @@ fn real_main() -> anyhow::Result<i32> {
         check_budget: Duration::from_secs(check_budget),
         snapshot_every,
         lease_reads,
+        replication_factor,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,6 +174,7 @@ fn real_main() -> anyhow::Result<i32> {
         "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
         "snapshot_every": snapshot_every, "lease_reads": lease_reads,
+        "replication_factor": replication_factor,
     });
     let verdict =
         jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;

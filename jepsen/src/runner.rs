@@ -44,6 +44,8 @@ pub struct Options {
     pub snapshot_every: Option<u64>,
     /// Turn on the namespace's `lease-reads` before the load.
     pub lease_reads: bool,
+    /// Replicas per group (the nodes' `--replication-factor`, and a created namespace's).
+    pub replication_factor: u8,
 }
 
 /// Raft groups of the start-up namespace and of the run's namespace.
@@ -103,6 +105,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
         GROUPS.to_string(),
         "--request-timeout-ms".into(),
         "2000".into(),
+        "--replication-factor".into(),
+        opts.replication_factor.to_string(),
         // The clock faults change the rate of a node's Raft clock through an info command.
         "--allow-fault-injection".into(),
     ];
@@ -162,7 +166,8 @@ async fn prepare(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
 
 async fn create_namespace(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
     let params = format!(
-        "replication-factor=3;default-ttl=0;raft-groups={GROUPS};allow-relaxed-reads={}",
+        "replication-factor={};default-ttl=0;raft-groups={GROUPS};allow-relaxed-reads={}",
+        opts.replication_factor,
         opts.read_mode == ReadMode::AllowReplica
     );
     let t = Instant::now();
