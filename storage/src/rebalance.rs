@@ -59,18 +59,23 @@ pub fn rebalance(
             )
         })
         .collect();
-    // Shed replicas of nodes above their share (followers first, later groups first).
+    // Shed replicas of nodes above their share, one at a time from the group missing the
+    // fewest replicas so far (then followers first, later groups first): holes spread over
+    // the groups, so the nodes below their share can fill them without a group needing
+    // more newcomers than there are, which would force extra moves later.
     for n in &roster {
         let over = load[n].saturating_sub(quota[n]);
-        let mut holding: Vec<usize> = (0..groups.len())
-            .rev()
-            .filter(|&i| groups[i].contains(n))
-            .collect();
-        holding.sort_by_key(|&i| groups[i].first() == Some(n));
-        for &i in holding.iter().take(over) {
+        for _ in 0..over {
+            let Some(i) = (0..groups.len())
+                .rev()
+                .filter(|&i| groups[i].contains(n))
+                .min_by_key(|&i| (rf - groups[i].len(), groups[i].first() == Some(n)))
+            else {
+                break;
+            };
             groups[i].retain(|x| x != n);
+            *load.entry(*n).or_default() -= 1;
         }
-        *load.entry(*n).or_default() -= over.min(holding.len());
     }
     // Fill groups short of replicas from the nodes furthest below their share (a group
     // holds fewer than rf ≤ roster nodes, so there is always a candidate).
