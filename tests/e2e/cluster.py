@@ -188,3 +188,16 @@ class Cluster:
                 with open(path, "rb") as f:
                     out.append(f"--- node {i} ---\n" + f.read()[-4000:].decode(errors="replace"))
         return "\n".join(out)
+
+
+def retry(what, fn, timeout=20.0, transient=(aerospike.exception.AerospikeError,)):
+    """fn() until it does not raise one of `transient` (a leader moving, a namespace the
+    client's partition map does not know yet); an AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except transient as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} kept failing: {e!r}")
+            time.sleep(0.02)

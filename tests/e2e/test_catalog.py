@@ -14,7 +14,7 @@ import aerospike
 import pytest
 from aerospike import exception as ex
 
-from cluster import Cluster, _recv, info, wait_until
+from cluster import Cluster, _recv, info, retry, wait_until
 
 PARTITIONS = 4096
 CHANGE_TIMEOUT = 15.0  # info commands that wait for a commit
@@ -94,19 +94,6 @@ def wait_namespace_everywhere(cluster, ns, timeout=30.0):
 def wait_namespace_gone(cluster, ns, timeout=30.0):
     wait_until(f"{ns} gone from every node",
                lambda: all(ns not in ns_list(cluster, i) for i in cluster.live()), timeout=timeout)
-
-
-def retry(what, fn, timeout=20.0, transient=(ex.AerospikeError,)):
-    """fn() until it does not raise one of `transient` (e.g. while the client's partition map
-    does not know a namespace created a moment ago)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except transient as e:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} kept failing: {e!r}")
-            time.sleep(0.02)
 
 
 def put(client, key, bins, timeout=20.0):

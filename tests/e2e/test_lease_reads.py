@@ -1,12 +1,7 @@
 """Lease reads: the opt-in namespace setting, reads through it across a leader's crash and a
 full restart, and the fault-injection clock command the Jepsen clock nemesis drives."""
 
-import time
-
-import aerospike
-from aerospike import exception as ex
-
-from cluster import Cluster, info, wait_until
+from cluster import Cluster, info, retry, wait_until
 
 CHANGE_TIMEOUT = 15.0
 
@@ -18,17 +13,6 @@ def kv(text):
 def lease_setting(c, i, ns):
     return kv(info(c.port(i), f"get-config:context=namespace;namespace={ns}",
                    timeout=CHANGE_TIMEOUT)).get("lease-reads")
-
-
-def retry(what, fn, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except ex.AerospikeError as e:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} kept failing: {e!r}")
-            time.sleep(0.05)
 
 
 def write_then_read(client, ns, keys, tag):

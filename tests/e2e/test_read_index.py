@@ -3,11 +3,10 @@ a node is paused, killed and restarted, and the node's `statistics` show which p
 confirmed its reads."""
 
 import signal
-import time
 
 from aerospike import exception as ex
 
-from cluster import Cluster, info
+from cluster import Cluster, info, retry
 
 NS, SET = "test", "ri"
 
@@ -24,17 +23,6 @@ def confirmed(c, nodes):
         peer += int(f["read_index_peer_confirmed"])
         raft += int(f["read_index_raft_confirmed"])
     return peer, raft
-
-
-def retry(what, fn, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except ex.AerospikeError as e:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} kept failing: {e!r}")
-            time.sleep(0.05)
 
 
 def write_then_read(client, keys, tag, ns=NS):
