@@ -39,9 +39,13 @@ pub enum ClientError {
     /// The request never reached the server (connect failed): certainly not applied.
     #[error("not sent: {0}")]
     NotSent(String),
-    /// Sent, but no (parsable) answer came back in time: may or may not have been applied.
+    /// Sent, but the connection broke or the answer could not be parsed: may or may not
+    /// have been applied.
     #[error("no answer: {0}")]
     NoAnswer(String),
+    /// Sent, but no answer came within the timeout: may or may not have been applied.
+    #[error("timed out: {0}")]
+    TimedOut(String),
 }
 
 /// How a read asks to be served.
@@ -103,7 +107,8 @@ impl Connection {
     }
 
     /// Send one AS_MSG frame and read its answer. Any failure after sending drops the
-    /// connection (its byte stream can no longer be trusted) and is reported as `NoAnswer`.
+    /// connection (its byte stream can no longer be trusted) and is reported as `NoAnswer`,
+    /// or `TimedOut` when the time ran out.
     pub async fn call(&mut self, frame: &[u8]) -> Result<Reply, ClientError> {
         let timeout = self.timeout;
         let stream = self.stream().await?;
@@ -124,7 +129,7 @@ impl Connection {
             }
             Err(_) => {
                 self.stream = None;
-                Err(ClientError::NoAnswer(format!(
+                Err(ClientError::TimedOut(format!(
                     "no answer from {} within {timeout:?}",
                     self.addr
                 )))
@@ -723,7 +728,8 @@ pub struct WriteSpec {
 fn worth_another_node(r: &Result<Reply, ClientError>, read: bool) -> bool {
     match r {
         Err(ClientError::NotSent(_)) => true,
-        Err(ClientError::NoAnswer(why)) => read && !why.contains("within"),
+        Err(ClientError::NoAnswer(_)) => read,
+        Err(ClientError::TimedOut(_)) => false,
         Ok(_) => false,
     }
 }
@@ -835,7 +841,7 @@ mod tests {
     fn failed_requests_move_to_another_node_only_when_nothing_can_have_happened() {
         let not_sent = Err(ClientError::NotSent("connect refused".into()));
         let lost = Err(ClientError::NoAnswer("connection closed".into()));
-        let late = Err(ClientError::NoAnswer("no answer from n1 within 1s".into()));
+        let late = Err(ClientError::TimedOut("no answer from n1 within 1s".into()));
         assert!(worth_another_node(&not_sent, false));
         assert!(worth_another_node(&not_sent, true));
         assert!(worth_another_node(&lost, true));

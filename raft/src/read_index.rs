@@ -120,15 +120,19 @@ impl Tally {
     /// A tally of `asked` peers of which `needed` must confirm, and what the read awaits.
     pub fn new(needed: usize, asked: usize) -> (Arc<Tally>, oneshot::Receiver<bool>) {
         let (tx, rx) = oneshot::channel();
-        let tally = Arc::new(Tally(Mutex::new(TallyState {
+        // Decided before any answer: nobody to ask, or too few peers to ask.
+        let done = if needed == 0 || asked < needed {
+            let _ = tx.send(needed == 0);
+            None
+        } else {
+            Some(tx)
+        };
+        let state = TallyState {
             needed,
             unanswered: asked,
-            done: Some(tx),
-        })));
-        if needed == 0 || asked < needed {
-            tally.finish(needed == 0);
-        }
-        (tally, rx)
+            done,
+        };
+        (Arc::new(Tally(Mutex::new(state))), rx)
     }
 
     /// One peer's answer.
@@ -147,12 +151,6 @@ impl Tally {
             if let Some(tx) = st.done.take() {
                 let _ = tx.send(ok);
             }
-        }
-    }
-
-    fn finish(&self, ok: bool) {
-        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).done.take() {
-            let _ = tx.send(ok);
         }
     }
 

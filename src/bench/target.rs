@@ -44,9 +44,7 @@ impl StratoSession {
 fn strato_error(e: &ClientError) -> Outcome {
     match e {
         ClientError::NotSent(_) => Outcome::Error("not sent (connect failed)".into()),
-        ClientError::NoAnswer(why) if why.contains("within") => {
-            Outcome::Timeout("no answer in time".into())
-        }
+        ClientError::TimedOut(_) => Outcome::Timeout("no answer in time".into()),
         ClientError::NoAnswer(_) => Outcome::Error("connection lost".into()),
     }
 }

@@ -244,7 +244,7 @@ fn read_failed(e: ClientError) -> Completion {
 fn write_failed(e: ClientError) -> Completion {
     match e {
         ClientError::NotSent(m) => (OpType::Fail, Json::Null, Some(m)),
-        ClientError::NoAnswer(m) => (OpType::Info, Json::Null, Some(m)),
+        ClientError::NoAnswer(m) | ClientError::TimedOut(m) => (OpType::Info, Json::Null, Some(m)),
     }
 }
 
