@@ -337,6 +337,9 @@ impl MultiRaft {
         f: impl FnOnce(&RecordStore) -> T,
     ) -> Result<T, ReadError> {
         let g = self.group(group).ok_or(ReadError::NoGroup)?;
+        // One deadline for both ways of confirming: a read whose peers did not answer falls
+        // back to openraft's round with the time left, not with a fresh `timeout`.
+        let deadline = tokio::time::Instant::now() + timeout;
         if confirm == ReadConfirm::Quorum {
             if let Some(plan) = self.read_plan(&g) {
                 let wait = timeout.min(self.config.leader_lease());
@@ -351,7 +354,7 @@ impl MultiRaft {
             // A stale lease sends a heartbeat round at once and waits for it, like ReadIndex.
             ReadConfirm::Lease => LinearizerOption::new(Some(self.config.lease_read_age()), true),
         };
-        match tokio::time::timeout(timeout, g.raft.ensure_linearizable(option)).await {
+        match tokio::time::timeout_at(deadline, g.raft.ensure_linearizable(option)).await {
             Ok(Ok(_)) => {}
             Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
                 return Err(ReadError::NotLeader(f.leader_id))
