@@ -25,10 +25,7 @@ pub async fn run(node: Arc<Node>) {
             else {
                 continue;
             };
-            let Some(status) = node.multi.status(g.id) else {
-                continue;
-            };
-            if status.leader != Some(me) {
+            if !node.multi.leads(g.id) {
                 continue;
             }
             let up = node.members.borrow().get(&preferred).is_some_and(|m| m.up);

@@ -33,7 +33,6 @@ fn due(last: Option<Instant>, period_secs: u32, now: Instant) -> bool {
 }
 
 pub async fn run(node: Arc<Node>) {
-    let me = node.config.node_id;
     let mut last: HashMap<u32, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(TICK).await;
@@ -55,7 +54,7 @@ pub async fn run(node: Arc<Node>) {
             if !due_ids.contains(&split_group_id(g.id).0) {
                 continue;
             }
-            if node.multi.status(g.id).and_then(|s| s.leader) != Some(me) {
+            if !node.multi.leads(g.id) {
                 continue;
             }
             sweep_group(&node, g.id).await;

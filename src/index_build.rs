@@ -8,7 +8,7 @@
 //! makes that reliable (a group without a leader at the time, a node that restarts).
 
 use crate::context::Context as Node;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::catalog::{split_group_id, SindexDef};
@@ -16,6 +16,8 @@ use storage::command::Command;
 
 /// How often the groups are checked.
 const TICK: Duration = Duration::from_millis(100);
+/// Every this many ticks, all groups not known to be in line are looked at.
+const SCAN_EVERY: u64 = 10;
 /// Records indexed per build command.
 const STEP: u32 = 1000;
 /// Build commands per group per tick (about 50,000 records per second per group at most,
@@ -58,16 +60,34 @@ pub fn fixes(
 }
 
 pub async fn run(node: Arc<Node>) {
-    let me = node.config.node_id;
-    loop {
+    // Groups found in line with `seen_catalog`: nothing changes an index but the commands
+    // this task proposes for a new catalog, so they are skipped until the catalog changes
+    // (with thousands of groups, looking at each every tick was most of an idle node's CPU).
+    let mut seen_catalog: Option<Arc<storage::catalog::Catalog>> = None;
+    let mut settled: HashSet<raft::GroupId> = HashSet::new();
+    // Groups with commands left to propose are looked at every tick, the others every
+    // `SCAN_EVERY` ticks (a leadership change can hand this node a group with work left).
+    let mut busy: HashSet<raft::GroupId> = HashSet::new();
+    for tick in 0u64.. {
         tokio::time::sleep(TICK).await;
+        let scan = tick % SCAN_EVERY == 0;
         let catalog = node.catalog();
+        if !seen_catalog
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &catalog))
+        {
+            settled.clear();
+            seen_catalog = Some(catalog.clone());
+        }
         for g in node.multi.groups() {
+            if settled.contains(&g.id) || !(scan || busy.contains(&g.id)) {
+                continue;
+            }
             let (ns_id, _) = split_group_id(g.id);
             let Some(ns) = catalog.namespaces.values().find(|n| n.id == ns_id) else {
                 continue;
             };
-            if node.multi.status(g.id).and_then(|s| s.leader) != Some(me) {
+            if !node.multi.leads(g.id) {
                 continue;
             }
             let Ok(have) = node.multi.read_local(g.id, |s| {
@@ -78,7 +98,14 @@ pub async fn run(node: Arc<Node>) {
             }) else {
                 continue;
             };
-            for fix in fixes(&ns.sindexes, &have) {
+            let todo = fixes(&ns.sindexes, &have);
+            if todo.is_empty() {
+                settled.insert(g.id);
+                busy.remove(&g.id);
+            } else {
+                busy.insert(g.id);
+            }
+            for fix in todo {
                 if !apply(&node, g.id, fix).await {
                     break;
                 }

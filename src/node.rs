@@ -163,6 +163,7 @@ impl Node {
         node.spawn(crate::balance::run(ctx.clone()));
         node.spawn(crate::expiry::run(ctx.clone()));
         node.spawn(crate::index_build::run(ctx.clone()));
+        node.spawn(raft::supervisor::run(ctx.multi.clone()));
         tracing::info!(node = ctx.config.node_id, service = %ctx.config.service_addr(), fresh, "node started");
         Ok(node)
     }

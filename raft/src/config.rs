@@ -88,11 +88,15 @@ impl RaftConfig {
             .saturating_add(self.snapshot_every.saturating_mul(spread) / 32)
     }
 
+    /// openraft's configuration for `group`; a group that starts `asleep` runs no timers
+    /// until it is woken (`crate::sleep`).
     pub fn to_openraft(
         &self,
         group: GroupId,
+        asleep: bool,
     ) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         let c = openraft::Config {
+            enable_tick: !asleep,
             cluster_name: "strato".into(),
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_min_ms,
@@ -127,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_restarted_leader_stands_for_election() {
-        let c = RaftConfig::default().to_openraft(0).unwrap();
+        let c = RaftConfig::default().to_openraft(0, false).unwrap();
         assert_eq!(c.enable_leader_restore, Some(false));
     }
 

@@ -9,13 +9,16 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod liveness;
 pub mod log_store;
 mod log_tail;
 pub mod multi_raft;
 pub mod network;
 pub mod read_index;
 pub mod rpc;
+pub mod sleep;
 pub mod state_machine;
+pub mod supervisor;
 pub mod transport;
 pub mod types;
 

@@ -4,12 +4,14 @@
 use crate::clock::NodeInstant;
 use crate::config::RaftConfig;
 use crate::error::{ReadError, WriteError};
+use crate::liveness::{Change, Liveness};
 use crate::log_store::GroupLogStore;
 use crate::network::{vote_held_back, NetworkFactory};
 use crate::read_index::{
     confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, Tally, VoteCell,
 };
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
+use crate::sleep::SleepCell;
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
@@ -40,6 +42,10 @@ pub struct Group {
     /// Held while a snapshot chunk is stored or a received snapshot installed: transfers of
     /// one group share a file, so they never interleave.
     receiving: tokio::sync::Mutex<()>,
+    /// The group's timers and campaigns here (`crate::sleep`).
+    pub(crate) sleep: SleepCell,
+    /// The metadata group never sleeps: it is one group, and every node follows it.
+    pub(crate) is_catalog: bool,
 }
 
 /// A group's state as the info commands report it.
@@ -95,11 +101,18 @@ pub struct MultiRaft {
     config: RaftConfig,
     log: Arc<dyn LogStore>,
     snapshots: Arc<SnapshotFiles>,
-    transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport>,
     /// Confirms leadership for ReadIndex reads in one round per peer (`crate::read_index`).
     confirmer: Confirmer,
     reads: ReadCounts,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
+    /// What this node knows of its peers' liveness (`crate::liveness`).
+    pub(crate) liveness: Liveness,
+    /// This process's start: the origin of the millisecond clocks of liveness and sleep.
+    epoch: tokio::time::Instant,
+    /// Differs at every start of the node, so peers notice a restart they did not see as
+    /// a silence.
+    pub(crate) incarnation: u64,
     /// One lock per group id, serializing its creation and removal: two callers never build
     /// the same group twice, while different groups open side by side (a restarting node
     /// loads every group's snapshot and replays its log in parallel).
@@ -119,7 +132,7 @@ impl MultiRaft {
         transport: Arc<dyn Transport>,
     ) -> io::Result<MultiRaft> {
         // Refuse a bad configuration at start-up, not when the first group opens.
-        config.to_openraft(0).map_err(io::Error::other)?;
+        config.to_openraft(0, false).map_err(io::Error::other)?;
         let config = config.clone();
         Ok(MultiRaft {
             node_id,
@@ -131,12 +144,98 @@ impl MultiRaft {
             snapshots,
             transport,
             groups: RwLock::new(HashMap::new()),
+            liveness: Liveness::default(),
+            epoch: tokio::time::Instant::now(),
+            incarnation: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
             creating: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    pub fn config(&self) -> &RaftConfig {
+        &self.config
+    }
+
+    /// Milliseconds since this node started (the clock of liveness and sleep).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether this node takes `peer` for alive (`crate::liveness`; this node always is).
+    pub fn is_alive(&self, peer: NodeId) -> bool {
+        peer == self.node_id || self.liveness.is_alive(peer, self.now_ms())
+    }
+
+    /// Switch a group's timers on (it campaigns: openraft retries a failed election).
+    pub(crate) fn wake(&self, g: &Group) {
+        if g.sleep.wake() {
+            g.raft.runtime_config().tick(true);
+            tracing::debug!(node = self.node_id, group = g.id, "group woke");
+        }
+    }
+
+    /// Switch a group's timers off (it has a live leader).
+    pub(crate) fn sleep(&self, g: &Group) {
+        if g.sleep.sleep() {
+            g.raft.runtime_config().tick(false);
+            tracing::debug!(node = self.node_id, group = g.id, "group asleep");
+        }
+    }
+
+    /// Every other node in the membership of a hosted group: the peers liveness watches.
+    pub(crate) fn peers(&self) -> BTreeSet<NodeId> {
+        let mut peers = BTreeSet::new();
+        for g in self.groups() {
+            let m = g.raft.metrics();
+            let m = m.borrow_watched();
+            peers.extend(
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(n, _)| *n)
+                    .filter(|n| *n != self.node_id),
+            );
+        }
+        peers
+    }
+
+    /// Before a write or membership change on `g`: if this node leads it on a leader lease
+    /// that lapsed (no heartbeats run while a group sleeps, and openraft refuses writes on a
+    /// stale lease), renew the lease with one heartbeat round, waiting at most until
+    /// `deadline`.
+    async fn awake_for_write(&self, g: &Group, deadline: tokio::time::Instant) {
+        let before = {
+            let m = g.raft.metrics();
+            let m = m.borrow_watched();
+            if m.state != ServerState::Leader {
+                return;
+            }
+            let acked = m.last_quorum_acked.as_ref().map(|i| **i);
+            // Half a lease of margin: the write itself takes a moment.
+            let fresh =
+                acked.is_some_and(|t| NodeInstant::now() - t < self.config.leader_lease() / 2);
+            if fresh {
+                return;
+            }
+            acked
+        };
+        if g.raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = g
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |m| m.last_quorum_acked.as_ref().map(|i| **i) > before,
+                "leader lease renewed",
+            )
+            .await;
     }
 
     /// Start hosting data group `group` (recovering its state from the log store and
@@ -190,7 +289,14 @@ impl MultiRaft {
             log
         };
         let span = tracing::info_span!("group", node = self.node_id, group);
-        let config = self.config.to_openraft(group).map_err(io::Error::other)?;
+        // A data group opens asleep: it campaigns only when told to (its first election,
+        // started by the replica that initializes it) or when the supervisor names this node
+        // its successor, and wakes when its leader sends it entries. Thousands of groups
+        // opening at once with their timers running elected each other in a storm.
+        let config = self
+            .config
+            .to_openraft(group, !is_catalog)
+            .map_err(io::Error::other)?;
         let raft = Raft::new(self.node_id, config, network, log, sm)
             .instrument(span)
             .await
@@ -201,7 +307,10 @@ impl MultiRaft {
             records,
             vote,
             receiving: tokio::sync::Mutex::new(()),
+            sleep: SleepCell::default(),
+            is_catalog,
         });
+
         self.groups
             .write()
             .map_err(|_| lock_err())?
@@ -267,7 +376,13 @@ impl MultiRaft {
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
         match g.raft.initialize(members).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The group's first election: this replica campaigns, with its timer on so
+                // it tries again if the first round fails (the others sleep meanwhile).
+                self.wake(&g);
+                let _ = g.raft.trigger().elect(true).await;
+                Ok(())
+            }
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(io::Error::other(e)),
         }
@@ -278,11 +393,42 @@ impl MultiRaft {
         let m = g.raft.metrics();
         let m = m.borrow_watched();
         Some(GroupStatus {
-            leader: m.current_leader,
+            // A leader taken for dead is not reported: its successor is about to campaign
+            // (`crate::supervisor`), and routing to it would only time out.
+            leader: m.current_leader.filter(|l| self.is_alive(*l)),
             term: m.current_term,
             voters: m.membership_config.membership().voter_ids().collect(),
             last_applied: m.last_applied.as_ref().map(|l| l.index),
         })
+    }
+
+    /// `group`'s leader as this node knows it (None: unknown, or taken for dead). Cheaper than
+    /// [`MultiRaft::status`]: the periodic tasks ask it of every group.
+    pub fn leader(&self, group: GroupId) -> Option<NodeId> {
+        let g = self.group(group)?;
+        let leader = g.raft.metrics().borrow_watched().current_leader;
+        leader.filter(|l| self.is_alive(*l))
+    }
+
+    /// Whether this node leads `group`.
+    pub fn leads(&self, group: GroupId) -> bool {
+        let Some(g) = self.group(group) else {
+            return false;
+        };
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// `group`'s learners (non-voting members) as this node knows them.
+    pub fn learners(&self, group: GroupId) -> BTreeSet<NodeId> {
+        let Some(g) = self.group(group) else {
+            return BTreeSet::new();
+        };
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let learners = m.membership_config.membership().learner_ids().collect();
+        learners
     }
 
     /// Propose a command on this node's group and wait until it is committed and applied.
@@ -303,7 +449,9 @@ impl MultiRaft {
         timeout: Duration,
     ) -> Result<(Outcome, u64), WriteError> {
         let g = self.group(group).ok_or(WriteError::NoGroup)?;
-        match tokio::time::timeout(timeout, g.raft.client_write(cmd)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.awake_for_write(&g, deadline).await;
+        match tokio::time::timeout_at(deadline, g.raft.client_write(cmd)).await {
             Ok(Ok(resp)) => {
                 let index = resp.log_id.index();
                 Ok((resp.data, index))
@@ -419,6 +567,41 @@ impl MultiRaft {
             .collect()
     }
 
+    /// A peer was heard from: record it, and if it just came back (or restarted), send a
+    /// heartbeat round in every group this node leads with it, so it learns its leaders (and
+    /// catches up) before it would campaign for groups it thinks leaderless.
+    pub(crate) fn heard(&self, peer: NodeId, incarnation: u64) {
+        if self.liveness.heard(peer, incarnation, self.now_ms()) == Some(Change::Returned) {
+            tracing::info!(node = self.node_id, peer, "peer is back");
+            self.heartbeat_led_with(peer);
+        }
+    }
+
+    fn heartbeat_led_with(&self, peer: NodeId) {
+        let led: Vec<Raft> = self
+            .groups()
+            .into_iter()
+            .filter(|g| {
+                let m = g.raft.metrics();
+                let m = m.borrow_watched();
+                m.state == ServerState::Leader
+                    && m.membership_config
+                        .membership()
+                        .nodes()
+                        .any(|(n, _)| *n == peer)
+            })
+            .map(|g| g.raft.clone())
+            .collect();
+        if led.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for raft in led {
+                let _ = raft.trigger().heartbeat().await;
+            }
+        });
+    }
+
     /// Read this replica's state without confirming leadership: not linearizable.
     pub fn read_local<T>(
         &self,
@@ -434,6 +617,12 @@ impl MultiRaft {
         let request = decode_request(payload);
         if let Ok(RaftRequest::ConfirmLeaders(asks)) = &request {
             return encode_reply(&RaftReply::LeadersConfirmed(self.confirm_leaders(asks)));
+        }
+        if let Ok(RaftRequest::Ping { from, incarnation }) = &request {
+            self.heard(*from, *incarnation);
+            return encode_reply(&RaftReply::Pong {
+                incarnation: self.incarnation,
+            });
         }
         let reply = match (self.group(group), request) {
             (None, _) => {
@@ -453,6 +642,12 @@ impl MultiRaft {
                 if vote_held_back(&r, NodeInstant::now(), self.votes_from) =>
             {
                 RaftReply::Error("started less than a leader lease ago: grants no vote yet".into())
+            }
+            // The target of a leadership transfer campaigns: with its timer on it tries
+            // again if the transfer's election fails.
+            (Some(g), Ok(req @ RaftRequest::TransferLeader(_))) => {
+                self.wake(&g);
+                dispatch(&g.raft, req).await
             }
             (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
         };
@@ -551,6 +746,7 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
+        self.awake_for_write(&g, self.write_deadline()).await;
         g.raft
             .add_learner(node, openraft::EmptyNode {}, false)
             .await
@@ -569,6 +765,7 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
+        self.awake_for_write(&g, self.write_deadline()).await;
         g.raft
             .change_membership(voters, false)
             .await
@@ -581,6 +778,8 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
+        self.awake_for_write(&g, self.write_deadline()).await;
+        g.sleep.transfer_started(self.now_ms());
         g.raft
             .trigger()
             .transfer_leader(to)
@@ -609,6 +808,7 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
+        self.awake_for_write(&g, self.write_deadline()).await;
         g.raft
             .change_membership(openraft::ChangeMembers::RemoveNodes(nodes), false)
             .await
@@ -631,6 +831,11 @@ impl MultiRaft {
                 .is_some_and(|l| l.as_ref().map(|l| l.index) == last),
             None => false,
         }
+    }
+
+    /// How long a membership change waits for a lapsed lease to be renewed.
+    fn write_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.config.leader_lease()
     }
 
     pub async fn shutdown(&self) {
@@ -669,7 +874,9 @@ async fn dispatch(raft: &Raft, req: RaftRequest) -> RaftReply {
         // Handled by `MultiRaft::snapshot_chunk`, which owns the snapshot files.
         RaftRequest::SnapshotChunk { .. } => RaftReply::Error("misrouted snapshot chunk".into()),
         // Handled by `MultiRaft::handle_rpc` before any group is looked up.
-        RaftRequest::ConfirmLeaders(_) => RaftReply::Error("misrouted confirmation".into()),
+        RaftRequest::ConfirmLeaders(_) | RaftRequest::Ping { .. } => {
+            RaftReply::Error("misrouted peer request".into())
+        }
         RaftRequest::TransferLeader(r) => raft
             .handle_transfer_leader(r)
             .await

@@ -1,7 +1,7 @@
 //! Raft RPC messages as they cross the fabric, and their dispatch on the receiving node.
 
 use crate::read_index::LeaderId;
-use crate::types::{GroupId, TypeConfig, Vote};
+use crate::types::{GroupId, NodeId, TypeConfig, Vote};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -31,6 +31,12 @@ pub enum RaftRequest {
     /// request per peer for every read waiting on it (`crate::read_index`). Not addressed to
     /// a group; appended, so every earlier request decodes as before.
     ConfirmLeaders(Vec<(GroupId, LeaderId)>),
+    /// The supervisor's liveness ping (`crate::liveness`) from node `from` in its
+    /// incarnation. Not addressed to a group; appended like `ConfirmLeaders`.
+    Ping {
+        from: NodeId,
+        incarnation: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +51,10 @@ pub enum RaftReply {
     Error(String),
     /// One answer per pair of [`RaftRequest::ConfirmLeaders`], in order.
     LeadersConfirmed(Vec<bool>),
+    /// The answer to [`RaftRequest::Ping`]: the answering node's incarnation.
+    Pong {
+        incarnation: u64,
+    },
 }
 
 pub fn encode_request(r: &RaftRequest) -> std::io::Result<Vec<u8>> {

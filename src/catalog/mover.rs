@@ -18,6 +18,8 @@ use storage::catalog::CatalogCommand;
 
 /// How often each node looks for moves to drive.
 const PERIOD: Duration = Duration::from_millis(300);
+/// Rounds between two looks for stray learners.
+const STRAY_EVERY: u64 = 10;
 /// A learner this close behind the leader may become a voter (it catches up the rest as a
 /// voter; requiring an exact match would wait forever under steady writes).
 const CATCH_UP_LAG: u64 = 100;
@@ -112,12 +114,16 @@ pub async fn run(node: Arc<Node>) {
     let me = node.config.node_id;
     let busy: Arc<Mutex<HashSet<GroupId>>> = Arc::default();
     let mut changes = node.catalog_changes();
-    loop {
+    for round in 0u64.. {
         let _ = tokio::time::timeout(PERIOD, changes.changed()).await;
         let catalog = node.catalog();
-        drop_stray_learners(&node, &catalog).await;
+        // Stray learners are rare (a recluster replaced a move's target): every group is
+        // looked at for them only every few rounds.
+        if round % STRAY_EVERY == 0 {
+            drop_stray_learners(&node, &catalog).await;
+        }
         for (&group, target) in &catalog.targets {
-            if node.multi.status(group).and_then(|s| s.leader) != Some(me) {
+            if !node.multi.leads(group) {
                 continue;
             }
             {
@@ -148,18 +154,10 @@ async fn drop_stray_learners(node: &Node, catalog: &storage::catalog::Catalog) {
         if g.id == storage::catalog::META_GROUP || catalog.targets.contains_key(&g.id) {
             continue;
         }
-        let Some(status) = node.multi.status(g.id) else {
-            continue;
-        };
-        if status.leader != Some(me) {
+        if !node.multi.leads(g.id) {
             continue;
         }
-        let strays: BTreeSet<NodeId> = node
-            .multi
-            .members(g.id)
-            .difference(&status.voters)
-            .copied()
-            .collect();
+        let strays: BTreeSet<NodeId> = node.multi.learners(g.id);
         if !strays.is_empty() {
             tracing::info!(
                 node = me,

@@ -138,12 +138,9 @@ fn namespace_map(node: &Node, ns: &Namespace, columns: Columns, claims: Claims) 
     let me = node.config.node_id;
     let n = ns.effective_replication_factor().max(1);
     let groups: Vec<GroupView> = (0..ns.settings.groups)
-        .map(|g| {
-            let status = node.multi.status(ns.group_id(g));
-            GroupView {
-                leader: status.and_then(|s| s.leader),
-                replicas: ns.placement[usize::from(g)].clone(),
-            }
+        .map(|g| GroupView {
+            leader: node.multi.leader(ns.group_id(g)),
+            replicas: ns.placement[usize::from(g)].clone(),
         })
         .collect();
     let regime = node.catalog().regime(ns);

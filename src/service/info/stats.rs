@@ -23,14 +23,13 @@ pub struct Counts {
 
 /// Count the records of `ns` this node holds (every copy: led and followed groups).
 pub fn namespace_counts(node: &Node, ns: &Namespace) -> Counts {
-    let me = node.config.node_id;
     let mut c = Counts::default();
     for g in 0..ns.settings.groups {
         let id = ns.group_id(g);
         let Some(group) = node.multi.group(id) else {
             continue;
         };
-        let leads = node.multi.status(id).and_then(|s| s.leader) == Some(me);
+        let leads = node.multi.leads(id);
         let Ok(records) = group.records.read() else {
             continue;
         };

@@ -1,0 +1,217 @@
+//! Sleeping groups: a data group runs no timers at all (openraft's tick is off), so
+//! thousands of groups cost nothing while idle and no per-group heartbeats while busy.
+//!
+//! openraft's tick drives only two things: a follower's election timer and a leader's
+//! heartbeats. Both are replaced here by work done once per node, not per group:
+//! - **Failure detection** is per node pair ([`crate::liveness`]). When a group's leader is
+//!   taken for dead (or a group has no leader), its live voters campaign in a fixed order
+//!   ([`campaign_rank`]): the first at once, the next one [`CAMPAIGN_RETRY`] later, and so
+//!   on, so one dead node's groups are taken over by the others evenly and without split
+//!   votes; a campaigner's tick is on until the group has a live leader again (so openraft
+//!   retries its election), then off.
+//! - **The leader lease** (openraft refuses writes when no quorum acknowledged the leader
+//!   within a lease) is renewed on demand: a write or membership change that finds it stale
+//!   sends one heartbeat round first. Under load, replication acknowledgements keep it fresh.
+//! - Followers learn the commit index with the leader's next append; nothing reads a
+//!   follower's state linearizably.
+//!
+//! Sleeping changes no vote, log or lease, and openraft's lease checks compare the clock, not
+//! ticks, so every safety argument (commit, ReadIndex, per-peer confirmation, lease reads,
+//! the start-up vote wait) holds unchanged: only liveness depends on the rules above.
+
+use crate::types::{GroupId, NodeId};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How often the supervisor pings every peer and looks at every group.
+pub const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
+
+/// A node campaigns for groups without any leader only this long after it started: a
+/// restarted node first hears from the leaders, which send a heartbeat round in every group
+/// they share with a node that comes back.
+pub const STARTUP_GRACE: Duration = Duration::from_millis(1500);
+
+/// The delay between one campaigner's turn and the next one's (see [`campaign_rank`]): more
+/// than an election takes on a loaded machine, so the first campaign usually ends the need.
+pub const CAMPAIGN_RETRY: Duration = Duration::from_millis(700);
+
+/// How long a leadership transfer may leave this node leading before it hands leadership to
+/// another live voter (a transferring leader refuses writes until it steps down, and no
+/// timer of openraft's would end that if the target died).
+pub const TRANSFER_GIVEUP: Duration = Duration::from_secs(2);
+
+/// A group's timers and campaigns on this node.
+#[derive(Default)]
+pub struct SleepCell {
+    /// openraft's tick is on (this replica campaigns, or just led an election).
+    awake: AtomicBool,
+    /// Milliseconds since the node's epoch at which the group was first seen without a live
+    /// leader (0: it has one).
+    leaderless_since_ms: AtomicU64,
+    /// When a leadership transfer away from this node started (0: none).
+    transfer_since_ms: AtomicU64,
+}
+
+impl SleepCell {
+    pub fn is_awake(&self) -> bool {
+        self.awake.load(Ordering::Acquire)
+    }
+
+    /// Mark awake; true if it was asleep (the caller then switches the tick on).
+    pub(crate) fn wake(&self) -> bool {
+        !self.awake.swap(true, Ordering::AcqRel)
+    }
+
+    /// Mark asleep; true if it was awake (the caller then switches the tick off).
+    pub(crate) fn sleep(&self) -> bool {
+        self.awake.swap(false, Ordering::AcqRel)
+    }
+
+    /// How long the group has had no live leader as of `now_ms` (None: it has one).
+    pub(crate) fn leaderless_for(&self, has_leader: bool, now_ms: u64) -> Option<Duration> {
+        if has_leader {
+            self.leaderless_since_ms.store(0, Ordering::Relaxed);
+            return None;
+        }
+        let since = match self.leaderless_since_ms.load(Ordering::Relaxed) {
+            0 => {
+                self.leaderless_since_ms
+                    .store(now_ms.max(1), Ordering::Relaxed);
+                now_ms
+            }
+            t => t,
+        };
+        Some(Duration::from_millis(now_ms.saturating_sub(since)))
+    }
+
+    pub(crate) fn transfer_started(&self, now_ms: u64) {
+        self.transfer_since_ms
+            .store(now_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether a transfer started [`TRANSFER_GIVEUP`] ago or more is still pending at
+    /// `now_ms` (this node still leads); restarts the wait when it is.
+    pub(crate) fn transfer_overdue(&self, still_leading: bool, now_ms: u64) -> bool {
+        let since = self.transfer_since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            return false;
+        }
+        if !still_leading {
+            self.transfer_since_ms.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if now_ms.saturating_sub(since) < TRANSFER_GIVEUP.as_millis() as u64 {
+            return false;
+        }
+        self.transfer_since_ms
+            .store(now_ms.max(1), Ordering::Relaxed);
+        true
+    }
+}
+
+/// This node's turn among the campaigners of `group`, whose leader `leader` (if any) is
+/// gone (pure): the live voters other than the leader, in an order that starts at a position
+/// rotating with the group, so one dead node's groups are taken over by all the others
+/// evenly. Every node with the same view of liveness computes the same order. None when this
+/// node is not a live voter.
+pub(crate) fn campaign_rank(
+    group: GroupId,
+    voters: &BTreeSet<NodeId>,
+    leader: Option<NodeId>,
+    me: NodeId,
+    alive: impl Fn(NodeId) -> bool,
+) -> Option<usize> {
+    let v: Vec<NodeId> = voters.iter().copied().collect();
+    if v.is_empty() {
+        return None;
+    }
+    let start = group as usize % v.len();
+    (0..v.len())
+        .map(|i| v[(start + i) % v.len()])
+        .filter(|n| Some(*n) != leader && (*n == me || alive(*n)))
+        .position(|n| n == me)
+}
+
+/// Whether the campaigner of rank `rank` starts now, the group having had no live leader for
+/// `leaderless_for` (pure): rank k waits k × [`CAMPAIGN_RETRY`].
+pub(crate) fn campaign_due(rank: usize, leaderless_for: Duration) -> bool {
+    leaderless_for >= CAMPAIGN_RETRY * rank as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[NodeId]) -> BTreeSet<NodeId> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn campaigners_rotate_with_the_group_and_skip_the_dead() {
+        let voters = set(&[1, 2, 3]);
+        // Leader 1 dead: the first campaigner alternates between 2 and 3.
+        let first: Vec<NodeId> = (0..6)
+            .map(|g| {
+                [2, 3]
+                    .into_iter()
+                    .find(|me| campaign_rank(g, &voters, Some(1), *me, |n| n != 1) == Some(0))
+                    .unwrap()
+            })
+            .collect();
+        assert!(first.contains(&2) && first.contains(&3));
+        // Each group has exactly one rank-0 and one rank-1 campaigner.
+        for g in 0..6 {
+            let mut ranks: Vec<usize> = [2, 3]
+                .into_iter()
+                .filter_map(|me| campaign_rank(g, &voters, Some(1), me, |n| n != 1))
+                .collect();
+            ranks.sort();
+            assert_eq!(ranks, vec![0, 1]);
+        }
+        // The dead leader never campaigns, a dead voter is skipped, and a non-voter has no turn.
+        assert_eq!(campaign_rank(0, &voters, Some(1), 1, |_| true), None);
+        assert_eq!(campaign_rank(1, &voters, Some(1), 3, |n| n == 3), Some(0));
+        assert_eq!(campaign_rank(1, &voters, Some(1), 9, |_| true), None);
+        // No leader at all: every voter has a turn.
+        let mut all: Vec<usize> = (1..=3)
+            .filter_map(|me| campaign_rank(4, &voters, None, me, |_| true))
+            .collect();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn later_campaigners_wait_their_turn() {
+        assert!(campaign_due(0, Duration::ZERO));
+        assert!(!campaign_due(1, CAMPAIGN_RETRY - Duration::from_millis(1)));
+        assert!(campaign_due(1, CAMPAIGN_RETRY));
+        assert!(!campaign_due(2, CAMPAIGN_RETRY));
+    }
+
+    #[test]
+    fn leaderless_time_starts_when_first_seen_and_ends_with_a_leader() {
+        let c = SleepCell::default();
+        assert_eq!(c.leaderless_for(false, 1000), Some(Duration::ZERO));
+        assert_eq!(
+            c.leaderless_for(false, 1500),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(c.leaderless_for(true, 1600), None);
+        assert_eq!(c.leaderless_for(false, 2000), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_stuck_transfer_is_noticed_once_per_giveup() {
+        let c = SleepCell::default();
+        let g = TRANSFER_GIVEUP.as_millis() as u64;
+        assert!(!c.transfer_overdue(true, 10));
+        c.transfer_started(10);
+        assert!(!c.transfer_overdue(true, 10 + g - 1));
+        assert!(c.transfer_overdue(true, 10 + g));
+        assert!(!c.transfer_overdue(true, 10 + g + 1));
+        // Leadership moved: the transfer is over.
+        assert!(!c.transfer_overdue(false, 10 + 3 * g));
+        assert!(!c.transfer_overdue(true, 10 + 4 * g));
+    }
+}

@@ -1,0 +1,175 @@
+//! The node's one supervisor task over all its groups (`crate::sleep`): each round it pings
+//! every peer (liveness), starts the campaigns this node owes for groups whose leader is
+//! gone, switches a group's timers off once it has a live leader again, and hands on a
+//! leadership transfer that did not complete.
+
+use crate::multi_raft::{Group, MultiRaft};
+use crate::read_index::PEER_REQUEST_GROUP;
+use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
+use crate::sleep::{campaign_due, campaign_rank, STARTUP_GRACE, SUPERVISE_EVERY};
+use crate::types::NodeId;
+use openraft::async_runtime::WatchReceiver;
+use openraft::ServerState;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a round waits for a peer's answer to its ping.
+const PING_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Campaigns started one after another before yielding, so a dead node's groups are taken
+/// over in a quick ripple rather than one burst of thousands of elections.
+const CAMPAIGN_CHUNK: usize = 256;
+
+/// Rounds between two looks at every group while all are settled.
+const LOOK_EVERY: u64 = 5;
+
+/// The peers to ping are gathered from the groups' memberships once per this many rounds.
+const PEERS_EVERY: u64 = 10;
+
+/// Run rounds until the task is aborted (the node owns it).
+pub async fn run(multi: Arc<MultiRaft>) {
+    let mut every = tokio::time::interval(SUPERVISE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut peers = BTreeSet::new();
+    let mut unsettled = true;
+    for n in 0u64.. {
+        every.tick().await;
+        if n % PEERS_EVERY == 0 {
+            peers = multi.peers();
+        }
+        ping(&multi, &peers).await;
+        let now = multi.now_ms();
+        let died = multi.liveness.sweep(now);
+        for peer in &died {
+            tracing::info!(node = multi.node_id(), peer, "peer taken for dead");
+        }
+        // With every group settled, a look is due only when a peer died (or, as a backstop
+        // and for leaders elected meanwhile, every `LOOK_EVERY` rounds): looking at thousands
+        // of groups every round was most of an idle node's CPU.
+        if !died.is_empty() || unsettled || n % LOOK_EVERY == 0 {
+            let plan = look(&multi, now);
+            unsettled = plan.unsettled;
+            act(&multi, plan);
+        }
+    }
+}
+
+/// Ping every peer at once; answers update liveness (and a peer that came back gets a
+/// heartbeat round in every group this node leads with it).
+async fn ping(multi: &Arc<MultiRaft>, peers: &BTreeSet<NodeId>) {
+    let Ok(bytes) = encode_request(&RaftRequest::Ping {
+        from: multi.node_id(),
+        incarnation: multi.incarnation,
+    }) else {
+        return;
+    };
+    let sends = peers.iter().map(|peer| {
+        let (transport, bytes, peer) = (multi.transport.clone(), bytes.clone(), *peer);
+        async move {
+            let reply = transport
+                .call(peer, PEER_REQUEST_GROUP, bytes, PING_TIMEOUT)
+                .await
+                .ok()
+                .and_then(|b| decode_reply(&b).ok());
+            (peer, reply)
+        }
+    });
+    for (peer, reply) in futures::future::join_all(sends).await {
+        if let Some(RaftReply::Pong { incarnation }) = reply {
+            multi.heard(peer, incarnation);
+        }
+    }
+}
+
+/// What one pass over the groups decided.
+#[derive(Default)]
+struct Plan {
+    /// Some group has no live leader, or its timers run: look again next round.
+    unsettled: bool,
+    campaigns: Vec<Arc<Group>>,
+    asleep: Vec<Arc<Group>>,
+    transfers: Vec<(Arc<Group>, NodeId)>,
+}
+
+fn look(multi: &MultiRaft, now: u64) -> Plan {
+    let me = multi.node_id();
+    let alive = |n: NodeId| multi.is_alive(n);
+    let mut plan = Plan::default();
+    for g in multi.groups() {
+        if g.is_catalog {
+            continue;
+        }
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
+        let live_leader = m.current_leader.filter(|l| *l == me || alive(*l));
+        let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
+        let voters =
+            || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };
+        if g.sleep.transfer_overdue(leading, now) {
+            let to = voters().into_iter().find(|n| *n != me && alive(*n));
+            if let Some(to) = to {
+                plan.transfers.push((g.clone(), to));
+            }
+        }
+        let Some(leaderless) = g.sleep.leaderless_for(live_leader.is_some(), now) else {
+            if g.sleep.is_awake() {
+                if settled {
+                    plan.asleep.push(g.clone());
+                } else {
+                    plan.unsettled = true;
+                }
+            }
+            continue;
+        };
+        plan.unsettled = true;
+        if g.sleep.is_awake() {
+            // Campaigning already: openraft's timer retries the election.
+            continue;
+        }
+        if m.current_leader.is_none() && now < STARTUP_GRACE.as_millis() as u64 {
+            continue;
+        }
+        let rank = campaign_rank(g.id, &voters(), m.current_leader, me, alive);
+        if rank.is_some_and(|r| campaign_due(r, leaderless)) {
+            plan.campaigns.push(g.clone());
+        }
+    }
+    plan
+}
+
+fn act(multi: &Arc<MultiRaft>, plan: Plan) {
+    for g in &plan.asleep {
+        multi.sleep(g);
+    }
+    if !plan.transfers.is_empty() || !plan.campaigns.is_empty() {
+        let multi = multi.clone();
+        tokio::spawn(async move {
+            for (g, to) in plan.transfers {
+                tracing::info!(
+                    node = multi.node_id(),
+                    group = g.id,
+                    to,
+                    "leadership transfer did not complete: handing leadership on"
+                );
+                let _ = g.raft.trigger().transfer_leader(to).await;
+            }
+            if plan.campaigns.is_empty() {
+                return;
+            }
+            tracing::info!(
+                node = multi.node_id(),
+                groups = plan.campaigns.len(),
+                "campaigning for groups without a live leader"
+            );
+            for chunk in plan.campaigns.chunks(CAMPAIGN_CHUNK) {
+                for g in chunk {
+                    multi.wake(g);
+                    let _ = g.raft.trigger().elect(true).await;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+}
