@@ -55,7 +55,7 @@ impl Default for NamespaceConfig {
         NamespaceConfig {
             name: "test".into(),
             replication_factor: 3,
-            groups: 16,
+            groups: storage::catalog::DEFAULT_GROUPS,
             default_ttl: 0,
             allow_relaxed_reads: false,
             read_touch_ttl_pct: 0,

@@ -86,7 +86,8 @@ struct ServeArgs {
     /// Replicas per Raft group (capped at the node count) [default: 3]
     #[arg(long)]
     replication_factor: Option<usize>,
-    /// Raft groups the namespace's 4096 partitions are spread over [default: 16]
+    /// Raft groups the namespace's 4096 partitions are spread over [default: 4096, one per
+    /// partition]
     #[arg(long)]
     groups: Option<u16>,
     /// TTL in seconds for writes that ask for the namespace default (0 = never expire)

@@ -66,7 +66,19 @@ pub enum Fault {
     /// answering reads from its old state after a new leader took writes. ReadIndex reads
     /// do not depend on clocks and must stay linearizable under it.
     ClockBreak,
+    /// Kill -9 the node mastering the most partitions, restart it, then again the node
+    /// mastering the most, several times in a row (each kill leaves about a third of the
+    /// groups leaderless at once), and leave the last one down for the hold.
+    KillStorm,
+    /// Wait until nearly every group sleeps (no timers running, `raft_groups_awake`), then cut
+    /// the node mastering the most partitions off from the others: its sleeping groups must
+    /// get new leaders through the others' liveness view, and it must not serve stale data
+    /// when it wakes on a request or when the partition heals.
+    SleepWake,
 }
+
+/// Kills of a [`Fault::KillStorm`] before the one left in force for the hold.
+const STORM_KILLS: usize = 3;
 
 /// Rates of [`Fault::ClockDrift`]: at most 1.6 times faster or slower than real time, so no
 /// clock runs twice as fast as another's.
@@ -81,7 +93,7 @@ pub const BREAK_RATE: f64 = 0.02;
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 16] = [
         Fault::PartitionHalves,
         Fault::PartitionIsolateLeader,
         Fault::PartitionMajorityRing,
@@ -96,6 +108,8 @@ impl Fault {
         Fault::ClockDrift,
         Fault::ClockSlowLeader,
         Fault::ClockBreak,
+        Fault::KillStorm,
+        Fault::SleepWake,
     ];
 
     /// Kebab-case name (also accepted by [`Fault::parse_list`]).
@@ -115,6 +129,8 @@ impl Fault {
             Fault::ClockDrift => "clock-drift",
             Fault::ClockSlowLeader => "clock-slow-leader",
             Fault::ClockBreak => "clock-break",
+            Fault::KillStorm => "kill-storm",
+            Fault::SleepWake => "sleep-wake",
         }
     }
 
@@ -129,6 +145,7 @@ impl Fault {
             Fault::Pause | Fault::PauseLeader => "pause",
             Fault::MemberAdd | Fault::MemberRemove | Fault::MemberReplace => "membership",
             Fault::ClockDrift | Fault::ClockSlowLeader | Fault::ClockBreak => "clock",
+            Fault::KillStorm | Fault::SleepWake => "groups",
         }
     }
 
@@ -149,11 +166,12 @@ impl Fault {
         let mut out = BTreeSet::new();
         for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
-                // `all` is every crash fault; roster changes and clocks are asked for by name.
+                // `all` is every crash fault; roster changes, clocks and the sleeping-group
+                // faults are asked for by name.
                 "all" => out.extend(
                     Fault::ALL
                         .into_iter()
-                        .filter(|f| !matches!(f.class(), "membership" | "clock")),
+                        .filter(|f| !matches!(f.class(), "membership" | "clock" | "groups")),
                 ),
                 "none" => {}
                 _ => {
@@ -164,7 +182,7 @@ impl Fault {
                     if matching.is_empty() {
                         bail!(
                             "unknown fault {word:?}: expected partition, kill, pause, \
-                             membership, clock, all, none or one of {}",
+                             membership, clock, groups, all, none or one of {}",
                             Fault::ALL.map(Fault::name).join(", ")
                         );
                     }
@@ -470,6 +488,57 @@ async fn pick_leader(
     Ok((i, None))
 }
 
+/// How long a [`Fault::KillStorm`] victim stays down, and how long the cluster runs whole
+/// before the next kill.
+const STORM_DOWN: Duration = Duration::from_millis(2500);
+const STORM_UP: Duration = Duration::from_millis(1500);
+
+/// The node of `pool` mastering the most partitions, with its count; a node of `pool` (count
+/// `None`) when no leader is known.
+async fn top_leader(cluster: &mut Cluster, pool: &[usize]) -> Result<(usize, Option<usize>)> {
+    let leaders = cluster.leaders().await.unwrap_or_default();
+    let top = leaders
+        .into_iter()
+        .filter(|&(i, n)| n > 0 && pool.contains(&i))
+        .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
+    if let Some((i, n)) = top {
+        return Ok((i, Some(n)));
+    }
+    let &i = pool.first().context("no node available")?;
+    Ok((i, None))
+}
+
+/// Wait (up to 10 s) until at most 5% of the groups of the running nodes run timers;
+/// describes what it saw.
+async fn wait_asleep(cluster: &mut Cluster) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (mut awake, mut groups) = (0u64, 0u64);
+        for i in 0..cluster.nodes() {
+            if !cluster.is_running(i) {
+                continue;
+            }
+            let Ok(stats) = cluster.info(i, "statistics").await else {
+                continue;
+            };
+            for kv in stats.split(';') {
+                match kv.split_once('=') {
+                    Some(("raft_groups_awake", v)) => awake += v.parse::<u64>().unwrap_or(0),
+                    Some(("raft_groups", v)) => groups += v.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        if groups > 0 && awake * 20 <= groups {
+            return format!("{awake} of {groups} group replicas awake");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return format!("{awake} of {groups} group replicas still awake after 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn leader_note(count: Option<usize>) -> String {
     match count {
         Some(n) => format!("masters {n} partitions"),
@@ -569,6 +638,49 @@ async fn apply(
                 leader_note(count)
             );
             (Undo::Clock { node, heal: true }, detail)
+        }
+        Fault::KillStorm => {
+            let mut killed = Vec::new();
+            let mut last = None;
+            for round in 0..=STORM_KILLS {
+                let pool = candidates(cluster, busy);
+                let (node, count) = top_leader(cluster, &pool).await?;
+                cluster.kill(node)?;
+                killed.push(format!(
+                    "{} ({})",
+                    Cluster::node_name(node),
+                    leader_note(count)
+                ));
+                if round == STORM_KILLS {
+                    last = Some(node);
+                    break;
+                }
+                // Long enough for the survivors to take its groups over, then it comes back.
+                tokio::time::sleep(STORM_DOWN).await;
+                cluster.restart(node).await?;
+                tokio::time::sleep(STORM_UP).await;
+            }
+            let node = last.context("no kill")?;
+            busy.insert(node);
+            (
+                Undo::Restart(node),
+                format!("kill-storm: {}", killed.join(", then ")),
+            )
+        }
+        Fault::SleepWake => {
+            let asleep = wait_asleep(cluster).await;
+            let pool = candidates(cluster, busy);
+            let (node, count) = top_leader(cluster, &pool).await?;
+            partition_or_heal(cluster, |c| c.isolate(node))?;
+            busy.insert(node);
+            (
+                Undo::Heal,
+                format!(
+                    "sleep-wake: {asleep}; isolated {} ({})",
+                    Cluster::node_name(node),
+                    leader_note(count)
+                ),
+            )
         }
         Fault::KillAll => {
             let pool = candidates(cluster, busy);
@@ -731,8 +843,12 @@ mod tests {
     fn parses_fault_lists() {
         assert_eq!(Fault::parse_list("all").unwrap(), Fault::ALL[..8].to_vec());
         assert_eq!(
-            Fault::parse_list("all,membership,clock").unwrap(),
+            Fault::parse_list("all,membership,clock,groups").unwrap(),
             Fault::ALL.to_vec()
+        );
+        assert_eq!(
+            Fault::parse_list("kill-storm,sleep-wake").unwrap(),
+            vec![Fault::KillStorm, Fault::SleepWake]
         );
         assert_eq!(
             Fault::parse_list("clock").unwrap(),

@@ -23,7 +23,7 @@ pub mod transport;
 pub mod types;
 
 pub use error::{ReadError, WriteError};
-pub use multi_raft::{Group, GroupStatus, MultiRaft, ReadConfirm};
+pub use multi_raft::{Group, GroupStatus, MultiRaft, ReadConfirm, SleepFigures};
 pub use state_machine::SharedCatalog;
 pub use transport::{Transport, TransportError};
 pub use types::{GroupId, NodeId, TypeConfig};

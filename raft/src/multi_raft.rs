@@ -69,6 +69,17 @@ pub enum ReadConfirm {
     Lease,
 }
 
+/// What the sleeping groups cost and did (`crate::sleep`), for `statistics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SleepFigures {
+    /// Groups whose timers run (campaigning, or just elected).
+    pub awake: u64,
+    /// Heartbeat rounds sent to renew a lapsed leader lease before a write.
+    pub lease_renewals: u64,
+    /// Campaigns this node's supervisor started for groups without a live leader.
+    pub campaigns: u64,
+}
+
 /// How this node's linearizable reads were confirmed, for `statistics`.
 #[derive(Default)]
 struct ReadCounts {
@@ -105,6 +116,8 @@ pub struct MultiRaft {
     /// Confirms leadership for ReadIndex reads in one round per peer (`crate::read_index`).
     confirmer: Confirmer,
     reads: ReadCounts,
+    lease_renewals: AtomicU64,
+    pub(crate) campaigns: AtomicU64,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// What this node knows of its peers' liveness (`crate::liveness`).
     pub(crate) liveness: Liveness,
@@ -139,6 +152,8 @@ impl MultiRaft {
             votes_from: NodeInstant::now() + config.leader_lease(),
             confirmer: Confirmer::new(transport.clone(), config.leader_lease()),
             reads: ReadCounts::default(),
+            lease_renewals: AtomicU64::new(0),
+            campaigns: AtomicU64::new(0),
             config,
             log,
             snapshots,
@@ -224,6 +239,7 @@ impl MultiRaft {
             }
             acked
         };
+        self.lease_renewals.fetch_add(1, Ordering::Relaxed);
         if g.raft.trigger().heartbeat().await.is_err() {
             return;
         }
@@ -378,9 +394,12 @@ impl MultiRaft {
         match g.raft.initialize(members).await {
             Ok(()) => {
                 // The group's first election: this replica campaigns, with its timer on so
-                // it tries again if the first round fails (the others sleep meanwhile).
-                self.wake(&g);
-                let _ = g.raft.trigger().elect(true).await;
+                // it tries again if the first round fails (the others sleep meanwhile). The
+                // metadata group's timers always run.
+                if !g.is_catalog {
+                    self.wake(&g);
+                    let _ = g.raft.trigger().elect(true).await;
+                }
                 Ok(())
             }
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
@@ -516,6 +535,19 @@ impl MultiRaft {
         }
         self.reads.by_raft.fetch_add(1, Ordering::Relaxed);
         read_records(&g, f)
+    }
+
+    /// What the sleeping groups cost and did since this node started.
+    pub fn sleep_figures(&self) -> SleepFigures {
+        SleepFigures {
+            awake: self
+                .groups()
+                .iter()
+                .filter(|g| !g.is_catalog && g.sleep.is_awake())
+                .count() as u64,
+            lease_renewals: self.lease_renewals.load(Ordering::Relaxed),
+            campaigns: self.campaigns.load(Ordering::Relaxed),
+        }
     }
 
     /// How many linearizable reads this node confirmed, by which path, since it started.

@@ -32,6 +32,10 @@ pub const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
 /// they share with a node that comes back.
 pub const STARTUP_GRACE: Duration = Duration::from_millis(1500);
 
+/// How long a group with no leader known at all (as opposed to a leader taken for dead) is
+/// left to its first election before the supervisor's campaigns start.
+pub const NO_LEADER_WAIT: Duration = Duration::from_secs(2);
+
 /// The delay between one campaigner's turn and the next one's (see [`campaign_rank`]): more
 /// than an election takes on a loaded machine, so the first campaign usually ends the need.
 pub const CAMPAIGN_RETRY: Duration = Duration::from_millis(700);

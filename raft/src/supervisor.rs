@@ -6,7 +6,7 @@
 use crate::multi_raft::{Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
-use crate::sleep::{campaign_due, campaign_rank, STARTUP_GRACE, SUPERVISE_EVERY};
+use crate::sleep::{campaign_due, campaign_rank, NO_LEADER_WAIT, STARTUP_GRACE, SUPERVISE_EVERY};
 use crate::types::NodeId;
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
@@ -118,6 +118,7 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
                 if settled {
                     plan.asleep.push(g.clone());
                 } else {
+                    tracing::debug!(node = me, group = g.id, state = ?m.state, leader = ?m.current_leader, "awake with a live leader, not settled");
                     plan.unsettled = true;
                 }
             }
@@ -128,11 +129,19 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
             // Campaigning already: openraft's timer retries the election.
             continue;
         }
-        if m.current_leader.is_none() && now < STARTUP_GRACE.as_millis() as u64 {
+        // A group that never had a leader here (a new group, or a node that just started)
+        // is given time first: a new group's first election is run by the replica that
+        // initializes it, and a restarted node hears from the leaders.
+        let waited = match m.current_leader {
+            Some(_) => Some(leaderless),
+            None if now < STARTUP_GRACE.as_millis() as u64 => None,
+            None => leaderless.checked_sub(NO_LEADER_WAIT),
+        };
+        let Some(waited) = waited else {
             continue;
-        }
+        };
         let rank = campaign_rank(g.id, &voters(), m.current_leader, me, alive);
-        if rank.is_some_and(|r| campaign_due(r, leaderless)) {
+        if rank.is_some_and(|r| campaign_due(r, waited)) {
             plan.campaigns.push(g.clone());
         }
     }
@@ -165,6 +174,9 @@ fn act(multi: &Arc<MultiRaft>, plan: Plan) {
             );
             for chunk in plan.campaigns.chunks(CAMPAIGN_CHUNK) {
                 for g in chunk {
+                    multi
+                        .campaigns
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     multi.wake(g);
                     let _ = g.raft.trigger().elect(true).await;
                 }

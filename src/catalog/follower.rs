@@ -5,6 +5,7 @@
 //! re-checks periodically so a failed step is retried.
 
 use crate::context::Context as Node;
+use futures::StreamExt;
 use raft::{GroupId, NodeId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ const PERIOD: Duration = Duration::from_secs(1);
 /// A replica other than the preferred leader initializes a still-uninitialized group after
 /// this long (the preferred one may be down). Safe: every replica uses the same membership.
 const INIT_FALLBACK: Duration = Duration::from_secs(3);
+/// Groups initialized at once.
+const INIT_CONCURRENCY: usize = 512;
 
 /// A group this node should host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +137,7 @@ async fn step(
     for opened in futures::future::join_all(opening).await {
         opened.map_err(std::io::Error::other)??;
     }
+    let mut initializing = Vec::new();
     for w in &plan.wanted {
         let Some(replicas) = &w.initial else {
             continue;
@@ -145,12 +149,18 @@ async fn step(
         let since = *waiting.entry(w.group).or_insert_with(Instant::now);
         let preferred = replicas.first() == Some(&me);
         if preferred || since.elapsed() >= INIT_FALLBACK {
-            node.multi
-                .initialize(w.group, replicas.iter().copied().collect())
-                .await?;
+            let (multi, group) = (node.multi.clone(), w.group);
+            let members = replicas.iter().copied().collect();
+            initializing.push(async move { multi.initialize(group, members).await });
         }
     }
-    Ok(())
+    // A new namespace has thousands of groups to initialize (each then runs its first
+    // election): side by side, so their log writes share fsyncs and their votes share frames.
+    let results: Vec<std::io::Result<()>> = futures::stream::iter(initializing)
+        .buffer_unordered(INIT_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ pub fn split_group_id(id: GroupId) -> (u32, u16) {
     (id >> GROUP_BITS, (id & ((1 << GROUP_BITS) - 1)) as u16)
 }
 
+/// Raft groups per namespace unless configured: one per partition, as the design card says
+/// (a group costs nothing while idle: `raft::sleep`). Fewer remain a setting for small
+/// machines (each group then owns a fixed slice of partition ids).
+pub const DEFAULT_GROUPS: u16 = PARTITIONS;
+
 /// A namespace's settings, as configured or created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceSettings {
@@ -71,7 +76,7 @@ impl Default for NamespaceSettings {
         NamespaceSettings {
             replication_factor: 3,
             default_ttl: 0,
-            groups: 16,
+            groups: DEFAULT_GROUPS,
             allow_relaxed_reads: false,
             read_touch_ttl_pct: 0,
             nsup_period: DEFAULT_NSUP_PERIOD,
@@ -810,7 +815,7 @@ mod tests {
         assert_eq!(c.roster, vec![1, 2, 3]);
         let test = c.namespace("test").unwrap();
         assert_eq!(test.id, 1);
-        assert_eq!(test.placement.len(), 16);
+        assert_eq!(test.placement.len(), usize::from(DEFAULT_GROUPS));
         assert_eq!(test.effective_replication_factor(), 3);
         let again = CatalogCommand::Form {
             roster: vec![9],

@@ -72,6 +72,7 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
     let ns_cluster_size = catalog.roster.iter().filter(|id| node.is_up(**id)).count();
     let wal = node.log_stats();
     let reads = node.multi.read_figures();
+    let sleep = node.multi.sleep_figures();
     let groups = node.multi.groups();
     let statuses: Vec<_> = groups
         .iter()
@@ -96,6 +97,9 @@ pub fn statistics(node: &Node, _: &InfoCommand) -> InfoResult {
         ("raft_groups", groups.len() as u64),
         ("raft_groups_led", leaders as u64),
         ("raft_terms", terms),
+        ("raft_groups_awake", sleep.awake),
+        ("raft_lease_renewals", sleep.lease_renewals),
+        ("raft_campaigns", sleep.campaigns),
         ("client_connections", Stats::get(&s.client_connections)),
         ("client_read_requests", Stats::get(&s.reads)),
         ("client_read_not_found", Stats::get(&s.read_not_found)),
