@@ -262,7 +262,7 @@ async fn nemesis_schedule_heals_at_the_end() {
     for e in &events {
         assert!(e.start <= e.end, "{e:?}");
         assert!(
-            ["partition", "kill", "pause"].contains(&e.kind.as_str()),
+            ["partition", "kill", "pause", "groups"].contains(&e.kind.as_str()),
             "unexpected event {e:?}"
         );
     }

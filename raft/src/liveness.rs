@@ -20,26 +20,18 @@ pub const DEAD_AFTER: Duration = Duration::from_millis(450);
 struct Peer {
     /// Milliseconds since the node's epoch of the last answer (or request) from the peer.
     heard_ms: u64,
-    /// The peer's incarnation (changes at every start).
+    /// The peer's incarnation (changes at every start; 0 until it first answered).
     incarnation: u64,
     /// Whether the peer was taken for dead at the last [`Liveness::sweep`].
     dead: bool,
 }
 
-/// What this node knows of its peers' liveness.
+/// What this node knows of its peers' liveness. A peer it never pinged counts as alive (a
+/// node just added to a group is not dead for not being known yet); one pinged but silent
+/// for [`DEAD_AFTER`] since the first ping, or since its last answer, counts as dead.
+#[derive(Default)]
 pub struct Liveness {
-    /// A peer never heard from counts as alive until this long after the node started.
-    started_grace_ms: u64,
     peers: Mutex<HashMap<NodeId, Peer>>,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Liveness {
-            started_grace_ms: DEAD_AFTER.as_millis() as u64,
-            peers: Mutex::default(),
-        }
-    }
 }
 
 /// What changed for one peer at a [`Liveness::heard`] or [`Liveness::sweep`].
@@ -52,6 +44,16 @@ pub enum Change {
 }
 
 impl Liveness {
+    /// `peer` is being pinged at `now_ms`: from now on its silence counts.
+    pub fn pinged(&self, peer: NodeId, now_ms: u64) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.entry(peer).or_insert(Peer {
+            heard_ms: now_ms,
+            incarnation: 0,
+            dead: false,
+        });
+    }
+
     /// `peer` answered (or asked) at `now_ms`, in incarnation `incarnation`.
     pub fn heard(&self, peer: NodeId, incarnation: u64, now_ms: u64) -> Option<Change> {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,7 +62,8 @@ impl Liveness {
             incarnation,
             dead: false,
         });
-        let returned = p.dead || p.incarnation != incarnation;
+        let restarted = p.incarnation != 0 && p.incarnation != incarnation;
+        let returned = p.dead || restarted;
         p.heard_ms = p.heard_ms.max(now_ms);
         p.incarnation = incarnation;
         p.dead = false;
@@ -72,7 +75,7 @@ impl Liveness {
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         match peers.get(&peer) {
             Some(p) => now_ms.saturating_sub(p.heard_ms) < DEAD_AFTER.as_millis() as u64,
-            None => now_ms < self.started_grace_ms,
+            None => true,
         }
     }
 
@@ -127,9 +130,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_peers_are_alive_only_during_the_start_grace() {
+    fn a_peer_is_dead_only_once_pinged_in_vain() {
         let l = Liveness::default();
-        assert!(l.is_alive(9, 0));
-        assert!(!l.is_alive(9, D));
+        // Never pinged: alive, however late.
+        assert!(l.is_alive(9, 10 * D));
+        l.pinged(9, 10 * D);
+        assert!(l.is_alive(9, 11 * D - 1));
+        assert!(!l.is_alive(9, 11 * D));
+        // Its first answer is not a return unless it had been taken for dead.
+        assert_eq!(l.heard(9, 5, 11 * D - 1), None);
+        l.pinged(8, 0);
+        assert_eq!(l.sweep(D), vec![8]);
+        assert_eq!(l.heard(8, 5, D + 1), Some(Change::Returned));
     }
 }

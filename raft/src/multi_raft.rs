@@ -18,6 +18,7 @@ use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::LinearizerOption;
+use openraft::raft::AppendEntriesResponse;
 use openraft::Instant as _;
 use openraft::ReadPolicy;
 use openraft::ServerState;
@@ -674,6 +675,20 @@ impl MultiRaft {
                 if vote_held_back(&r, NodeInstant::now(), self.votes_from) =>
             {
                 RaftReply::Error("started less than a leader lease ago: grants no vote yet".into())
+            }
+            (Some(g), Ok(req @ (RaftRequest::Vote(_) | RaftRequest::PreVote(_)))) => {
+                g.sleep.vote_seen(self.now_ms());
+                dispatch(&g.raft, req).await
+            }
+            (Some(g), Ok(RaftRequest::Append(r))) => {
+                let reply = dispatch(&g.raft, RaftRequest::Append(r)).await;
+                // Any answer but a higher vote: the sender leads (as far as this replica
+                // knows).
+                if matches!(&reply, RaftReply::Append(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
+                {
+                    g.sleep.append_seen(self.now_ms());
+                }
+                reply
             }
             // The target of a leadership transfer campaigns: with its timer on it tries
             // again if the transfer's election fails.

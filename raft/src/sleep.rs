@@ -55,6 +55,11 @@ pub struct SleepCell {
     leaderless_since_ms: AtomicU64,
     /// When a leadership transfer away from this node started (0: none).
     transfer_since_ms: AtomicU64,
+    /// When a vote or pre-vote request for the group last arrived, and when an append from
+    /// a leader last did: a vote after the last append means the leader this replica knows
+    /// may no longer lead (it restarted, or stepped down), even if its node is alive.
+    vote_seen_ms: AtomicU64,
+    append_seen_ms: AtomicU64,
 }
 
 impl SleepCell {
@@ -89,6 +94,25 @@ impl SleepCell {
         Some(Duration::from_millis(now_ms.saturating_sub(since)))
     }
 
+    pub(crate) fn vote_seen(&self, now_ms: u64) {
+        self.vote_seen_ms.store(now_ms.max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn append_seen(&self, now_ms: u64) {
+        self.append_seen_ms.store(now_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether someone campaigns for the group (a vote request arrived within
+    /// [`CONTESTED_FOR`] and no append since): the leader this replica knows is then not
+    /// trusted to lead, so the live voters take their turns too ([`contested`]).
+    pub(crate) fn is_contested(&self, now_ms: u64) -> bool {
+        contested(
+            self.vote_seen_ms.load(Ordering::Relaxed),
+            self.append_seen_ms.load(Ordering::Relaxed),
+            now_ms,
+        )
+    }
+
     pub(crate) fn transfer_started(&self, now_ms: u64) {
         self.transfer_since_ms
             .store(now_ms.max(1), Ordering::Relaxed);
@@ -112,6 +136,17 @@ impl SleepCell {
             .store(now_ms.max(1), Ordering::Relaxed);
         true
     }
+}
+
+/// How long a vote request without a later append keeps a group contested.
+pub const CONTESTED_FOR: Duration = Duration::from_secs(2);
+
+/// Whether a group whose last vote request arrived at `vote_ms` and last append at
+/// `append_ms` is contested at `now_ms` (pure; 0 = never).
+pub(crate) fn contested(vote_ms: u64, append_ms: u64, now_ms: u64) -> bool {
+    vote_ms != 0
+        && vote_ms > append_ms
+        && now_ms.saturating_sub(vote_ms) < CONTESTED_FOR.as_millis() as u64
 }
 
 /// This node's turn among the campaigners of `group`, whose leader `leader` (if any) is
@@ -203,6 +238,22 @@ mod tests {
         );
         assert_eq!(c.leaderless_for(true, 1600), None);
         assert_eq!(c.leaderless_for(false, 2000), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_vote_without_a_later_append_contests_the_leader_for_a_while() {
+        let c = CONTESTED_FOR.as_millis() as u64;
+        assert!(!contested(0, 0, 100));
+        assert!(contested(100, 50, 100));
+        assert!(contested(100, 50, 100 + c - 1));
+        assert!(!contested(100, 50, 100 + c));
+        // A leader's append after the vote settles it.
+        assert!(!contested(100, 150, 200));
+        let cell = SleepCell::default();
+        cell.vote_seen(10);
+        assert!(cell.is_contested(20));
+        cell.append_seen(30);
+        assert!(!cell.is_contested(40));
     }
 
     #[test]

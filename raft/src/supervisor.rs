@@ -35,7 +35,8 @@ pub async fn run(multi: Arc<MultiRaft>) {
     let mut unsettled = true;
     for n in 0u64.. {
         every.tick().await;
-        if n % PEERS_EVERY == 0 {
+        // Every round while none is known yet (the groups are still opening).
+        if n % PEERS_EVERY == 0 || peers.is_empty() {
             peers = multi.peers();
         }
         ping(&multi, &peers).await;
@@ -58,6 +59,10 @@ pub async fn run(multi: Arc<MultiRaft>) {
 /// Ping every peer at once; answers update liveness (and a peer that came back gets a
 /// heartbeat round in every group this node leads with it).
 async fn ping(multi: &Arc<MultiRaft>, peers: &BTreeSet<NodeId>) {
+    let now = multi.now_ms();
+    for peer in peers {
+        multi.liveness.pinged(*peer, now);
+    }
     let Ok(bytes) = encode_request(&RaftRequest::Ping {
         from: multi.node_id(),
         incarnation: multi.incarnation,
@@ -103,7 +108,12 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
         let m = g.raft.metrics();
         let m = m.borrow_watched();
         let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
-        let live_leader = m.current_leader.filter(|l| *l == me || alive(*l));
+        // A leader taken for dead, or contested by a campaign this replica heard of since
+        // it last heard from a leader, does not count.
+        let live_leader = m
+            .current_leader
+            .filter(|l| *l == me || alive(*l))
+            .filter(|_| leading || !g.sleep.is_contested(now));
         let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
         let voters =
             || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };

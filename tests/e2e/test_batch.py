@@ -73,8 +73,15 @@ def test_respond_all_keys_off_stops_at_the_first_row_error(client, cluster):
     def group(key):
         return client.get_key_partition_id(NS, SET, key) % groups
 
-    # Keys of one group, so one node answers every row in order.
-    same = [k for k in (f"k{i}" for i in range(2000)) if group(k) == group("exists")]
+    # Keys of one group, so one node answers every row in order (with one group per
+    # partition, about one key in 4,096 qualifies).
+    target = group("exists")
+    same = []
+    for i in range(200_000):
+        if group(f"k{i}") == target:
+            same.append(f"k{i}")
+            if len(same) == 2:
+                break
     client.put((NS, SET, "exists"), {"v": 1})
     create_only = {"exists": aerospike.POLICY_EXISTS_CREATE}
     rows = [
