@@ -228,7 +228,14 @@ impl MultiRaft {
         let before = {
             let m = g.raft.metrics();
             let m = m.borrow_watched();
-            if m.state != ServerState::Leader {
+            // A single voter is its own quorum: no lease to renew.
+            let alone = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .nth(1)
+                .is_none();
+            if m.state != ServerState::Leader || alone {
                 return;
             }
             let acked = m.last_quorum_acked.as_ref().map(|i| **i);

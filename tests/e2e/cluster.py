@@ -13,6 +13,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("STRATO_BIN", os.path.join(ROOT, "target", "release", "strato"))
 
 
+# Raft groups of the first namespace in most suites: the API and fault tests need a few
+# groups, not 4,096, and start many clusters (4,096 groups cost each cluster seconds to form
+# on two cores). The sleeping-group suite runs at the server's default.
+TEST_GROUPS = int(os.environ.get("STRATO_TEST_GROUPS", "16"))
+
+
 def free_base_port(span=40):
     """A base port with `span` free ports above it (each node uses port, +1, +2)."""
     for base in range(21000, 60000, 97):
@@ -72,13 +78,17 @@ def wait_until(what, predicate, timeout=30.0, interval=0.1):
 
 
 class Cluster:
-    def __init__(self, tmpdir, nodes=3, extra_args=(), spares=0):
-        """`nodes` form the cluster; `spares` more (ids nodes+1..) can join it later."""
+    def __init__(self, tmpdir, nodes=3, extra_args=(), spares=0, groups=TEST_GROUPS):
+        """`nodes` form the cluster; `spares` more (ids nodes+1..) can join it later. The
+        first namespace has `groups` Raft groups (None: the server's default, one per
+        partition); `extra_args` may set `--groups` itself."""
         self.dir = str(tmpdir)
         self.n = nodes
         self.spares = spares
         self.base = free_base_port(span=10 * (nodes + spares) + 3)
         self.extra = list(extra_args)
+        if groups is not None and "--groups" not in self.extra:
+            self.extra += ["--groups", str(groups)]
         self.procs = {}
 
     def port(self, i):

@@ -80,7 +80,7 @@ def test_respond_all_keys_off_stops_at_the_first_row_error(client, cluster):
     for i in range(200_000):
         if group(f"k{i}") == target:
             same.append(f"k{i}")
-            if len(same) == 2:
+            if len(same) == 3:
                 break
     client.put((NS, SET, "exists"), {"v": 1})
     create_only = {"exists": aerospike.POLICY_EXISTS_CREATE}

@@ -264,7 +264,7 @@ def client_info_value(text):
 def test_namespace_and_set_commands_in_both_forms(cluster):
     c = cluster
     # Seed form, on node 1: the answering node sees the change at once, the others soon.
-    assert cmd(c, 1, "create-namespace cat_a") == "ok"
+    assert cmd(c, 1, "create-namespace cat_a raft-groups=16") == "ok"
     assert "cat_a" in ns_list(c, 1)
     wait_until("cat_a everywhere", lambda: all("cat_a" in ns_list(c, i) for i in (1, 2, 3)))
 
@@ -274,12 +274,12 @@ def test_namespace_and_set_commands_in_both_forms(cluster):
     # Seed form with settings as words.
     assert cmd(c, 3, "create-namespace cat_s replication-factor=1 raft-groups=2") == "ok"
     # A replication factor above the roster is capped, and the answer says so.
-    capped = cmd(c, 3, "create-namespace:namespace=cat_c;replication-factor=5")
+    capped = cmd(c, 3, "create-namespace:namespace=cat_c;replication-factor=5;raft-groups=16")
     assert capped.startswith("ok:replication-factor 5 capped at 3"), capped
     # Names at the limits: 31 bytes, letters, digits, '-' and '_'.
     long_ok = "n" * 31
-    assert cmd(c, 1, f"create-namespace:namespace={long_ok}") == "ok"
-    assert cmd(c, 1, "create-namespace Mixed-name_9") == "ok"
+    assert cmd(c, 1, f"create-namespace:namespace={long_ok};raft-groups=16") == "ok"
+    assert cmd(c, 1, "create-namespace Mixed-name_9 raft-groups=16") == "ok"
 
     expected = sorted(["cat_a", "cat_b", "cat_c", "cat_s", long_ok, "Mixed-name_9", "test"])
     for i in (1, 2, 3):
@@ -406,7 +406,7 @@ def test_python_client_info_paths(cluster):
         assert len(answers) == 3
         assert all(err is None and client_info_value(v) == "test" for err, v in answers.values()), answers
 
-        assert client_info_value(client.info_random_node("create-namespace py_a", INFO_POLICY)) == "ok"
+        assert client_info_value(client.info_random_node("create-namespace py_a raft-groups=16", INFO_POLICY)) == "ok"
         assert client_info_value(client.info_random_node(
             "create-namespace:namespace=py_b;replication-factor=2;raft-groups=4", INFO_POLICY)) == "ok"
         wait_until("py_a and py_b listed by every node", lambda: [
@@ -416,7 +416,7 @@ def test_python_client_info_paths(cluster):
         # The catalog is one for the cluster: info_all's create reaches every node, one of them
         # creates, the others answer that it exists (the client raises the first error).
         with pytest.raises(ex.InvalidRequest) as e:
-            client.info_all("create-namespace py_c", INFO_POLICY)
+            client.info_all("create-namespace py_c raft-groups=16", INFO_POLICY)
         # (A node that has not applied the creation yet words the refusal differently.)
         assert e.value.code == 4 and ("namespace py_c already exists" in e.value.msg
                                       or "namespace py_c cannot be created" in e.value.msg), e.value
@@ -468,7 +468,7 @@ def test_change_commands_refuse_unknown_parameters(cluster):
     """create-namespace refuses an unknown key; so should the other catalog changes, above all
     drop-namespace, which must not drop anything on a command it does not fully understand."""
     c = cluster
-    assert cmd(c, 1, "create-namespace keepme") == "ok"
+    assert cmd(c, 1, "create-namespace keepme raft-groups=16") == "ok"
     wait_until("keepme everywhere", lambda: all("keepme" in ns_list(c, i) for i in (1, 2, 3)))
     answers = {}
     for i, command in ((3, "create-set:namespace=keepme;set=s;bogus=1"),
@@ -488,7 +488,7 @@ def test_change_commands_refuse_unknown_parameters(cluster):
 
 def test_namespaces_isolate_data_and_missing_ones_answer_20(cluster):
     c = cluster
-    assert cmd(c, 1, "create-namespace iso1") == "ok"
+    assert cmd(c, 1, "create-namespace iso1 raft-groups=16") == "ok"
     assert cmd(c, 2, "create-namespace:namespace=iso2;raft-groups=4") == "ok"
     wait_namespace_everywhere(c, "iso1")
     wait_namespace_everywhere(c, "iso2")
@@ -541,7 +541,7 @@ def test_namespaces_isolate_data_and_missing_ones_answer_20(cluster):
         assert get(client, ("iso2", "s", 5)) == {"v": "iso2-5"}
 
         # Re-created under the same name: empty, and usable.
-        assert cmd(c, 1, "create-namespace iso1") == "ok"
+        assert cmd(c, 1, "create-namespace iso1 raft-groups=16") == "ok"
         wait_namespace_everywhere(c, "iso1")
         for i in (1, 2, 3):
             assert ns_figures(c, i, "iso1")["objects"] == "0"
@@ -761,7 +761,7 @@ def test_catalog_and_data_survive_full_kill_and_restart(tmp_path, snapshot_every
     try:
         assert cmd(c, 1, "create-namespace dur1 replication-factor=2 raft-groups=8") == "ok"
         assert cmd(c, 2, "create-namespace:namespace=dur2;raft-groups=4;default-ttl=3600") == "ok"
-        assert cmd(c, 3, "create-namespace gone") == "ok"
+        assert cmd(c, 3, "create-namespace gone raft-groups=16") == "ok"
         assert cmd(c, 1, "set-config:context=namespace;namespace=dur2;default-ttl=7200") == "ok"
         assert cmd(c, 2, "create-set dur1 empty1") == "ok"
         assert cmd(c, 3, "create-set:namespace=dur2;set=empty2") == "ok"
@@ -951,7 +951,7 @@ def test_metadata_leader_killed_during_create_namespace(tmp_path):
                 assert cmd(c, 3, f"create-namespace {name}") == f"ERROR:4:namespace {name} already exists"
             else:
                 # Absent in the committed catalog too: creating it now succeeds.
-                assert cmd(c, 3, f"create-namespace {name}") == "ok"
+                assert cmd(c, 3, f"create-namespace {name} raft-groups=16") == "ok"
                 wait_namespace_everywhere(c, name)
         print("outcomes:", outcomes)
     finally:

@@ -24,7 +24,7 @@ def all_asleep(cluster):
 
 
 def test_groups_sleep_wake_on_writes_and_survive_a_kill_while_asleep(tmp_path):
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, groups=None)
     try:
         c.start_all()
         assert int(info(c.port(1), "get-config:context=namespace;namespace=test")
@@ -93,7 +93,7 @@ def test_groups_sleep_wake_on_writes_and_survive_a_kill_while_asleep(tmp_path):
 def test_a_follower_vote_wakes_a_sleeping_group(tmp_path):
     """A vote reaches replicas whose group sleeps: a leadership transfer (the target
     campaigns, the other replica grants while asleep) completes on a sleeping group."""
-    c = Cluster(tmp_path, extra_args=["--groups", "64"])
+    c = Cluster(tmp_path, groups=64)
     try:
         c.start_all()
         wait_until("every group asleep", lambda: all_asleep(c), timeout=30)
