@@ -32,6 +32,8 @@ struct Peer {
 #[derive(Default)]
 pub struct Liveness {
     peers: Mutex<HashMap<NodeId, Peer>>,
+    /// The origin of the millisecond clock [`Liveness::touch`] reads (the node's start).
+    epoch: Option<tokio::time::Instant>,
 }
 
 /// What changed for one peer at a [`Liveness::heard`] or [`Liveness::sweep`].
@@ -44,6 +46,29 @@ pub enum Change {
 }
 
 impl Liveness {
+    /// Liveness whose [`Liveness::touch`] counts milliseconds from `epoch`.
+    pub fn new(epoch: tokio::time::Instant) -> Liveness {
+        Liveness {
+            peers: Mutex::default(),
+            epoch: Some(epoch),
+        }
+    }
+
+    /// Any answer from `peer` (a Raft RPC's reply) proves it alive now, so a peer busy
+    /// enough to answer pings late is not taken for dead while its other answers arrive. A
+    /// peer taken for dead stays marked so until its next ping answer, which reports its
+    /// return.
+    pub fn touch(&self, peer: NodeId) {
+        let Some(epoch) = self.epoch else {
+            return;
+        };
+        let now_ms = epoch.elapsed().as_millis() as u64;
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = peers.get_mut(&peer) {
+            p.heard_ms = p.heard_ms.max(now_ms);
+        }
+    }
+
     /// `peer` is being pinged at `now_ms`: from now on its silence counts.
     pub fn pinged(&self, peer: NodeId, now_ms: u64) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());

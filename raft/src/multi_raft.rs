@@ -121,7 +121,7 @@ pub struct MultiRaft {
     pub(crate) campaigns: AtomicU64,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// What this node knows of its peers' liveness (`crate::liveness`).
-    pub(crate) liveness: Liveness,
+    pub(crate) liveness: Arc<Liveness>,
     /// This process's start: the origin of the millisecond clocks of liveness and sleep.
     epoch: tokio::time::Instant,
     /// Differs at every start of the node, so peers notice a restart they did not see as
@@ -148,6 +148,7 @@ impl MultiRaft {
         // Refuse a bad configuration at start-up, not when the first group opens.
         config.to_openraft(0, false).map_err(io::Error::other)?;
         let config = config.clone();
+        let epoch = tokio::time::Instant::now();
         Ok(MultiRaft {
             node_id,
             votes_from: NodeInstant::now() + config.leader_lease(),
@@ -160,8 +161,8 @@ impl MultiRaft {
             snapshots,
             transport,
             groups: RwLock::new(HashMap::new()),
-            liveness: Liveness::default(),
-            epoch: tokio::time::Instant::now(),
+            liveness: Arc::new(Liveness::new(epoch)),
+            epoch,
             incarnation: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64),
@@ -304,6 +305,7 @@ impl MultiRaft {
             transport: self.transport.clone(),
             snapshot_chunk: self.config.snapshot_chunk_bytes,
             votes_from: self.votes_from,
+            liveness: self.liveness.clone(),
         };
         let vote = Arc::new(VoteCell::default());
         let log = GroupLogStore::new(group, self.log.clone(), vote.clone());
@@ -683,9 +685,13 @@ impl MultiRaft {
             {
                 RaftReply::Error("started less than a leader lease ago: grants no vote yet".into())
             }
-            (Some(g), Ok(req @ (RaftRequest::Vote(_) | RaftRequest::PreVote(_)))) => {
-                g.sleep.vote_seen(self.now_ms());
-                dispatch(&g.raft, req).await
+            (Some(g), Ok(RaftRequest::Vote(r))) => {
+                g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
+                dispatch(&g.raft, RaftRequest::Vote(r)).await
+            }
+            (Some(g), Ok(RaftRequest::PreVote(r))) => {
+                g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
+                dispatch(&g.raft, RaftRequest::PreVote(r)).await
             }
             (Some(g), Ok(RaftRequest::Append(r))) => {
                 let reply = dispatch(&g.raft, RaftRequest::Append(r)).await;

@@ -2,6 +2,7 @@
 //! the node's connections.
 
 use crate::clock::NodeInstant;
+use crate::liveness::Liveness;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
 use crate::transport::{Transport, TransportError};
 use crate::types::{GroupId, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
@@ -37,6 +38,8 @@ pub struct NetworkFactory {
     pub snapshot_chunk: usize,
     /// No vote or pre-vote request leaves before this instant (see [`crate::MultiRaft`]).
     pub votes_from: NodeInstant,
+    /// Every reply is a sign of life of its sender (`crate::liveness`).
+    pub liveness: Arc<Liveness>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -49,6 +52,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             transport: self.transport.clone(),
             snapshot_chunk: self.snapshot_chunk.max(1),
             votes_from: self.votes_from,
+            liveness: self.liveness.clone(),
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct GroupClient {
     transport: Arc<dyn Transport>,
     snapshot_chunk: usize,
     votes_from: NodeInstant,
+    liveness: Arc<Liveness>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,7 @@ impl GroupClient {
                 // A timeout is reported as unreachable so openraft backs off instead of hammering.
                 TransportError::Timeout => unreachable("timeout"),
             })?;
+        self.liveness.touch(self.target);
         match decode_reply(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))? {
             // The peer is up but cannot serve this group now (not created yet, shutting down):
             // never synthesize an answer, just report it unreachable.

@@ -60,6 +60,8 @@ pub struct SleepCell {
     /// may no longer lead (it restarted, or stepped down), even if its node is alive.
     vote_seen_ms: AtomicU64,
     append_seen_ms: AtomicU64,
+    /// The candidate of that vote request.
+    vote_from: AtomicU64,
 }
 
 impl SleepCell {
@@ -94,7 +96,8 @@ impl SleepCell {
         Some(Duration::from_millis(now_ms.saturating_sub(since)))
     }
 
-    pub(crate) fn vote_seen(&self, now_ms: u64) {
+    pub(crate) fn vote_seen(&self, candidate: NodeId, now_ms: u64) {
+        self.vote_from.store(candidate, Ordering::Relaxed);
         self.vote_seen_ms.store(now_ms.max(1), Ordering::Relaxed);
     }
 
@@ -102,15 +105,18 @@ impl SleepCell {
         self.append_seen_ms.store(now_ms.max(1), Ordering::Relaxed);
     }
 
-    /// Whether someone campaigns for the group (a vote request arrived within
-    /// [`CONTESTED_FOR`] and no append since): the leader this replica knows is then not
-    /// trusted to lead, so the live voters take their turns too ([`contested`]).
-    pub(crate) fn is_contested(&self, now_ms: u64) -> bool {
-        contested(
-            self.vote_seen_ms.load(Ordering::Relaxed),
-            self.append_seen_ms.load(Ordering::Relaxed),
-            now_ms,
-        )
+    /// Whether `leader`, the leader this replica knows, campaigns for the group (its vote
+    /// request arrived within [`CONTESTED_FOR`] and no append since): it no longer leads
+    /// (it restarted, or stepped down), so the live voters take their turns too
+    /// ([`contested`]). Another node's campaign says nothing of the leader: counting it
+    /// made every failed campaign start more, a storm under load.
+    pub(crate) fn is_contested(&self, leader: NodeId, now_ms: u64) -> bool {
+        self.vote_from.load(Ordering::Relaxed) == leader
+            && contested(
+                self.vote_seen_ms.load(Ordering::Relaxed),
+                self.append_seen_ms.load(Ordering::Relaxed),
+                now_ms,
+            )
     }
 
     pub(crate) fn transfer_started(&self, now_ms: u64) {
@@ -250,10 +256,12 @@ mod tests {
         // A leader's append after the vote settles it.
         assert!(!contested(100, 150, 200));
         let cell = SleepCell::default();
-        cell.vote_seen(10);
-        assert!(cell.is_contested(20));
+        cell.vote_seen(2, 10);
+        assert!(cell.is_contested(2, 20));
+        // Only the known leader's own campaign contests it.
+        assert!(!cell.is_contested(3, 20));
         cell.append_seen(30);
-        assert!(!cell.is_contested(40));
+        assert!(!cell.is_contested(2, 40));
     }
 
     #[test]

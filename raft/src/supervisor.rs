@@ -113,7 +113,7 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
         let live_leader = m
             .current_leader
             .filter(|l| *l == me || alive(*l))
-            .filter(|_| leading || !g.sleep.is_contested(now));
+            .filter(|l| leading || !g.sleep.is_contested(*l, now));
         let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
         let voters =
             || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };
