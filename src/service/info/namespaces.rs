@@ -328,7 +328,7 @@ mod tests {
         let (name, s) = parse("create-namespace ns2").unwrap();
         assert_eq!(
             (name.as_str(), s.replication_factor, s.groups),
-            ("ns2", 3, 16)
+            ("ns2", 3, storage::catalog::DEFAULT_GROUPS)
         );
         let (name, s) = parse(
             "create-namespace:namespace=ns3;replication-factor=2;default-ttl=1h;raft-groups=8;allow-relaxed-reads=true",
