@@ -243,7 +243,10 @@ mod tests {
         c.apply(&CatalogCommand::Recluster).unwrap();
         let moving = figures(&c, &ns, |_| true).migrate_partitions_remaining;
         // Every moving group moves its share of the 4096 partitions.
-        assert_eq!(moving, c.targets.len() * (4096 / usize::from(ns.settings.groups)));
+        assert_eq!(
+            moving,
+            c.targets.len() * (4096 / usize::from(ns.settings.groups))
+        );
         assert!(moving > 0);
     }
 
