@@ -59,14 +59,17 @@ impl Liveness {
     /// peer taken for dead stays marked so until its next ping answer, which reports its
     /// return.
     pub fn touch(&self, peer: NodeId) {
-        let Some(epoch) = self.epoch else {
-            return;
-        };
-        let now_ms = epoch.elapsed().as_millis() as u64;
+        let now_ms = self.now_ms();
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = peers.get_mut(&peer) {
             p.heard_ms = p.heard_ms.max(now_ms);
         }
+    }
+
+    /// Milliseconds since the epoch given to [`Liveness::new`] (0 without one): the clock
+    /// the node's liveness and sleep decisions read.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.map_or(0, |e| e.elapsed().as_millis() as u64)
     }
 
     /// `peer` is being pinged at `now_ms`: from now on its silence counts.

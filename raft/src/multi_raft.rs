@@ -122,8 +122,6 @@ pub struct MultiRaft {
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// What this node knows of its peers' liveness (`crate::liveness`).
     pub(crate) liveness: Arc<Liveness>,
-    /// This process's start: the origin of the millisecond clocks of liveness and sleep.
-    epoch: tokio::time::Instant,
     /// Differs at every start of the node, so peers notice a restart they did not see as
     /// a silence.
     pub(crate) incarnation: u64,
@@ -148,7 +146,6 @@ impl MultiRaft {
         // Refuse a bad configuration at start-up, not when the first group opens.
         config.to_openraft(0, false).map_err(io::Error::other)?;
         let config = config.clone();
-        let epoch = tokio::time::Instant::now();
         Ok(MultiRaft {
             node_id,
             votes_from: NodeInstant::now() + config.leader_lease(),
@@ -161,8 +158,7 @@ impl MultiRaft {
             snapshots,
             transport,
             groups: RwLock::new(HashMap::new()),
-            liveness: Arc::new(Liveness::new(epoch)),
-            epoch,
+            liveness: Arc::new(Liveness::new(tokio::time::Instant::now())),
             incarnation: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64),
@@ -174,13 +170,9 @@ impl MultiRaft {
         self.node_id
     }
 
-    pub fn config(&self) -> &RaftConfig {
-        &self.config
-    }
-
     /// Milliseconds since this node started (the clock of liveness and sleep).
     pub(crate) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.liveness.now_ms()
     }
 
     /// Whether this node takes `peer` for alive (`crate::liveness`; this node always is).
@@ -685,13 +677,11 @@ impl MultiRaft {
             {
                 RaftReply::Error("started less than a leader lease ago: grants no vote yet".into())
             }
-            (Some(g), Ok(RaftRequest::Vote(r))) => {
-                g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
-                dispatch(&g.raft, RaftRequest::Vote(r)).await
-            }
-            (Some(g), Ok(RaftRequest::PreVote(r))) => {
-                g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
-                dispatch(&g.raft, RaftRequest::PreVote(r)).await
+            (Some(g), Ok(req @ (RaftRequest::Vote(_) | RaftRequest::PreVote(_)))) => {
+                if let RaftRequest::Vote(r) | RaftRequest::PreVote(r) = &req {
+                    g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
+                }
+                dispatch(&g.raft, req).await
             }
             (Some(g), Ok(RaftRequest::Append(r))) => {
                 let reply = dispatch(&g.raft, RaftRequest::Append(r)).await;
