@@ -114,15 +114,19 @@ impl Node {
             config.cluster_name.clone(),
             Arc::new(move |id| resolve_members.borrow().get(&id).map(|m| m.fabric)),
         ));
-        let multi = Arc::new(MultiRaft::new(
+        let mut multi = MultiRaft::new(
             config.node_id,
             &config.raft,
             log.clone(),
             snapshots,
             Arc::new(fabric::RaftTransport(fabric.clone())),
-        )?);
-
-        let fresh = !multi.stored_groups()?.contains(&META_GROUP);
+        )?;
+        let stored = multi.stored_groups()?;
+        if stored.is_empty() {
+            multi.never_voted();
+        }
+        let multi = Arc::new(multi);
+        let fresh = !stored.contains(&META_GROUP);
         let (catalog_tx, catalog) = watch::channel(Arc::new(Catalog::default()));
         let catalog_tx: SharedCatalog = Arc::new(catalog_tx);
         let ctx = Arc::new(Context {

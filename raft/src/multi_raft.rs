@@ -11,7 +11,7 @@ use crate::read_index::{
     confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, Tally, VoteCell,
 };
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
-use crate::sleep::SleepCell;
+use crate::sleep::{SleepCell, CAMPAIGN_HOLD, CAMPAIGN_SLOTS};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
@@ -119,6 +119,8 @@ pub struct MultiRaft {
     reads: ReadCounts,
     lease_renewals: AtomicU64,
     pub(crate) campaigns: AtomicU64,
+    /// Admission of campaigns (`crate::sleep::CAMPAIGN_SLOTS`).
+    campaign_slots: tokio::sync::Semaphore,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
     /// What this node knows of its peers' liveness (`crate::liveness`).
     pub(crate) liveness: Arc<Liveness>,
@@ -153,6 +155,7 @@ impl MultiRaft {
             reads: ReadCounts::default(),
             lease_renewals: AtomicU64::new(0),
             campaigns: AtomicU64::new(0),
+            campaign_slots: tokio::sync::Semaphore::new(CAMPAIGN_SLOTS),
             config,
             log,
             snapshots,
@@ -164,6 +167,20 @@ impl MultiRaft {
                 .map_or(1, |d| d.as_nanos() as u64),
             creating: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This node's store holds no group at all: it never granted a vote, so it promised no
+    /// leader a lease, and it may vote at once instead of one lease after starting (the
+    /// invariant above). A cluster's first elections then succeed at the first try. A wiped
+    /// data directory looks the same, which is why a node must never rejoin under its old
+    /// identity with an empty disk.
+    pub fn never_voted(&mut self) {
+        self.votes_from = NodeInstant::now();
+    }
+
+    /// openraft's leader lease (a follower refuses votes this long after hearing its leader).
+    pub(crate) fn leader_lease(&self) -> Duration {
+        self.config.leader_lease()
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -186,6 +203,45 @@ impl MultiRaft {
             g.raft.runtime_config().tick(true);
             tracing::debug!(node = self.node_id, group = g.id, "group woke");
         }
+    }
+
+    /// Campaign for `g` once a campaign slot is free, and hold the slot until the group has
+    /// a leader (this node or another) or [`CAMPAIGN_HOLD`] passed. Does nothing if a
+    /// campaign for `g` is already queued or running here, or if the group got a live
+    /// leader while this one waited. `pre_vote` is false only for a new group's first
+    /// election, where no leader can be disturbed.
+    /// True when the group has a live leader at the end.
+    pub(crate) async fn campaign(&self, g: &Group, pre_vote: bool) -> bool {
+        if !g.sleep.start_campaign() {
+            return false;
+        }
+        let led = self.campaign_in_slot(g, pre_vote).await;
+        g.sleep.end_campaign();
+        led
+    }
+
+    async fn campaign_in_slot(&self, g: &Group, pre_vote: bool) -> bool {
+        let Ok(_slot) = self.campaign_slots.acquire().await else {
+            return false;
+        };
+        let has_live_leader = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
+            m.current_leader.is_some_and(|l| {
+                self.is_alive(l) && (l != self.node_id || m.state == ServerState::Leader)
+            })
+        };
+        if has_live_leader(&g.raft.metrics().borrow_watched()) {
+            return true;
+        }
+        self.campaigns.fetch_add(1, Ordering::Relaxed);
+        self.wake(g);
+        if g.raft.trigger().elect(pre_vote).await.is_err() {
+            return false;
+        }
+        g.raft
+            .wait(Some(CAMPAIGN_HOLD))
+            .metrics(|m| has_live_leader(m), "group has a leader")
+            .await
+            .is_ok()
     }
 
     /// Switch a group's timers off (it has a live leader).
@@ -399,14 +455,26 @@ impl MultiRaft {
                 // it tries again if the first round fails (the others sleep meanwhile). The
                 // metadata group's timers always run.
                 if !g.is_catalog {
-                    self.wake(&g);
-                    let _ = g.raft.trigger().elect(true).await;
+                    let _ = self.campaign(&g, false).await;
                 }
                 Ok(())
             }
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(io::Error::other(e)),
         }
+    }
+
+    /// Start an election for `group` at once (no pre-vote): for a group that has no leader
+    /// yet, where none can be disturbed.
+    pub async fn elect(&self, group: GroupId) -> io::Result<()> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        g.raft
+            .trigger()
+            .elect(false)
+            .await
+            .map_err(io::Error::other)
     }
 
     pub fn status(&self, group: GroupId) -> Option<GroupStatus> {
@@ -631,6 +699,8 @@ impl MultiRaft {
         }
         tokio::spawn(async move {
             for raft in led {
+                // Replication to the peer backed off while it was away (`crate::network`).
+                let _ = raft.trigger().reset_backoff([peer]).await;
                 let _ = raft.trigger().heartbeat().await;
             }
         });

@@ -17,6 +17,14 @@ use openraft::{RaftNetworkFactory, RaftNetworkV2};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// No Raft RPC gives up sooner than this. openraft asks for a heartbeat interval (100 ms)
+/// for appends and heartbeats, which a node busy with thousands of groups (start-up, a
+/// failover) misses under load; each miss tears down a replication stream that is then
+/// rebuilt and resent, adding work exactly when there is least CPU to spare. Waiting longer
+/// costs no safety (a lease counts from when a request was sent, not answered) and no
+/// liveness (peer death is judged by `crate::liveness`, not by RPC timeouts).
+const RPC_TIMEOUT_FLOOR: Duration = Duration::from_millis(1000);
+
 /// Whether a vote or pre-vote request must wait until `votes_from` (pure): a node that
 /// started less than a lease ago neither stands for election nor grants a vote, since
 /// openraft forgot across the restart the lease it may have promised a leader that still
@@ -90,7 +98,12 @@ impl GroupClient {
         let bytes = encode_request(&req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .transport
-            .call(self.target, self.group, bytes, timeout)
+            .call(
+                self.target,
+                self.group,
+                bytes,
+                timeout.max(RPC_TIMEOUT_FLOOR),
+            )
             .await
             .map_err(|e| match e {
                 TransportError::Unreachable(s) => unreachable(s),
@@ -115,8 +128,29 @@ fn unexpected() -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&Msg("unexpected reply kind".into())))
 }
 
+/// The pause before openraft retries replication to a peer that failed, while the peer is
+/// taken for alive, and while it is taken for dead. Thousands of groups retrying towards a
+/// dead node every 200 ms were most of the survivors' CPU during a failover, just when they
+/// must run the campaigns; a peer that comes back ends the pause at once (the supervisor's
+/// ping sees it, and `MultiRaft::heard` resets the backoff of every group led with it).
+const RETRY_ALIVE: Duration = Duration::from_millis(200);
+const RETRY_DEAD: Duration = Duration::from_secs(3);
+
 impl RaftNetworkV2<TypeConfig> for GroupClient {
     type SnapshotData = SnapshotData;
+
+    fn backoff(&self) -> Option<openraft::network::Backoff> {
+        let (liveness, target) = (self.liveness.clone(), self.target);
+        Some(openraft::network::Backoff::new(std::iter::repeat_with(
+            move || {
+                if liveness.is_alive(target, liveness.now_ms()) {
+                    RETRY_ALIVE
+                } else {
+                    RETRY_DEAD
+                }
+            },
+        )))
+    }
 
     async fn append_entries(
         &mut self,

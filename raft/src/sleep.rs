@@ -45,6 +45,17 @@ pub const CAMPAIGN_RETRY: Duration = Duration::from_millis(700);
 /// timer of openraft's would end that if the target died).
 pub const TRANSFER_GIVEUP: Duration = Duration::from_secs(2);
 
+/// Campaigns a node runs at once; the others wait their turn. Thousands of elections
+/// started together (a new namespace, a dead node's groups, a cluster start) each take
+/// longer than an election timeout on a loaded machine, so every candidate times out and
+/// starts again in a higher term: a storm that never settles. A bounded number in flight
+/// keeps each one fast, and the queue drains at the rate the node can sustain.
+pub const CAMPAIGN_SLOTS: usize = 64;
+
+/// How long a campaign holds its slot at most while waiting for the group to have a leader
+/// (its own or another's); the group's timer, on meanwhile, goes on retrying after that.
+pub const CAMPAIGN_HOLD: Duration = Duration::from_millis(1000);
+
 /// A group's timers and campaigns on this node.
 #[derive(Default)]
 pub struct SleepCell {
@@ -62,6 +73,10 @@ pub struct SleepCell {
     append_seen_ms: AtomicU64,
     /// The candidate of that vote request.
     vote_from: AtomicU64,
+    /// A campaign for the group waits for a slot or runs here (see [`CAMPAIGN_SLOTS`]).
+    campaigning: AtomicBool,
+    /// This replica has known a leader of the group since it opened it.
+    had_leader: AtomicBool,
 }
 
 impl SleepCell {
@@ -72,6 +87,20 @@ impl SleepCell {
     /// Mark awake; true if it was asleep (the caller then switches the tick on).
     pub(crate) fn wake(&self) -> bool {
         !self.awake.swap(true, Ordering::AcqRel)
+    }
+
+    /// Claim the group's one campaign on this node; false if one is queued or running.
+    pub(crate) fn start_campaign(&self) -> bool {
+        !self.campaigning.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn end_campaign(&self) {
+        self.campaigning.store(false, Ordering::Release);
+    }
+
+    /// A campaign of this node's for the group is queued or running.
+    pub fn is_campaigning(&self) -> bool {
+        self.campaigning.load(Ordering::Acquire)
     }
 
     /// Mark asleep; true if it was awake (the caller then switches the tick off).
@@ -119,6 +148,24 @@ impl SleepCell {
             )
     }
 
+    /// Note that the group has a leader known here now.
+    pub(crate) fn leader_seen(&self) {
+        self.had_leader.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this replica has known a leader of the group since it opened it: a group
+    /// without a known leader is new only if not. (Voting for a candidate, or refusing one
+    /// with a shorter log, forgets the leader in openraft's view; such a group must not wait
+    /// as long as a new one does.)
+    pub(crate) fn had_leader(&self) -> bool {
+        self.had_leader.load(Ordering::Relaxed)
+    }
+
+    /// [`lease_wait`] for this replica's last append.
+    pub(crate) fn lease_wait(&self, now_ms: u64, lease: Duration) -> Duration {
+        lease_wait(self.append_seen_ms.load(Ordering::Relaxed), now_ms, lease)
+    }
+
     pub(crate) fn transfer_started(&self, now_ms: u64) {
         self.transfer_since_ms
             .store(now_ms.max(1), Ordering::Relaxed);
@@ -155,11 +202,27 @@ pub(crate) fn contested(vote_ms: u64, append_ms: u64, now_ms: u64) -> bool {
         && now_ms.saturating_sub(vote_ms) < CONTESTED_FOR.as_millis() as u64
 }
 
+/// How long a campaign against a dead leader must still wait at `now_ms` (pure): until one
+/// leader lease (plus a margin for the other followers, who heard the same last append at
+/// about the same moment) has passed since this replica last heard an append from it.
+/// Followers refuse a pre-vote while they hold a lease for their leader, and a refused
+/// campaign only ends after an election timeout; liveness takes a node for dead sooner than
+/// a lease, so campaigning at once failed for every group that was busy when its leader died.
+pub(crate) fn lease_wait(append_seen_ms: u64, now_ms: u64, lease: Duration) -> Duration {
+    let until = append_seen_ms + (lease + LEASE_MARGIN).as_millis() as u64;
+    Duration::from_millis(until.saturating_sub(now_ms))
+}
+
+/// See [`lease_wait`].
+const LEASE_MARGIN: Duration = Duration::from_millis(50);
+
 /// This node's turn among the campaigners of `group`, whose leader `leader` (if any) is
 /// gone (pure): the live voters other than the leader, in an order that starts at a position
-/// rotating with the group, so one dead node's groups are taken over by all the others
-/// evenly. Every node with the same view of liveness computes the same order. None when this
-/// node is not a live voter.
+/// drawn from a hash of the group, so one dead node's groups are taken over by all the others
+/// evenly. A hash, not the group id itself: which groups a node leads follows the placement,
+/// and a rotation by id then gave every group of one dead leader the same successor. Every
+/// node with the same view of liveness computes the same order. None when this node is not
+/// a live voter.
 pub(crate) fn campaign_rank(
     group: GroupId,
     voters: &BTreeSet<NodeId>,
@@ -167,15 +230,27 @@ pub(crate) fn campaign_rank(
     me: NodeId,
     alive: impl Fn(NodeId) -> bool,
 ) -> Option<usize> {
-    let v: Vec<NodeId> = voters.iter().copied().collect();
+    let v: Vec<NodeId> = voters
+        .iter()
+        .copied()
+        .filter(|n| Some(*n) != leader)
+        .collect();
     if v.is_empty() {
         return None;
     }
-    let start = group as usize % v.len();
+    let start = (mix(u64::from(group)) % v.len() as u64) as usize;
     (0..v.len())
         .map(|i| v[(start + i) % v.len()])
-        .filter(|n| Some(*n) != leader && (*n == me || alive(*n)))
+        .filter(|n| *n == me || alive(*n))
         .position(|n| n == me)
+}
+
+/// splitmix64's finalizer: spreads consecutive or patterned ids over all of `u64`.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Whether the campaigner of rank `rank` starts now, the group having had no live leader for
@@ -224,6 +299,34 @@ mod tests {
             .collect();
         all.sort();
         assert_eq!(all, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_dead_leaders_groups_go_to_every_survivor_evenly() {
+        // Node 1 led every third group (as a placement may have it): its successors must
+        // still split them about evenly.
+        let voters = set(&[1, 2, 3]);
+        let groups: Vec<GroupId> = (0..3000).filter(|g| g % 3 == 0).collect();
+        let to_2 = groups
+            .iter()
+            .filter(|g| campaign_rank(**g, &voters, Some(1), 2, |n| n != 1) == Some(0))
+            .count();
+        assert!(
+            (400..=600).contains(&to_2),
+            "{to_2} of {} to node 2",
+            groups.len()
+        );
+    }
+
+    #[test]
+    fn campaigns_wait_for_the_dead_leaders_lease() {
+        let lease = Duration::from_millis(600);
+        // Heard an append at 1000: wait until 1650.
+        assert_eq!(lease_wait(1000, 1400, lease), Duration::from_millis(250));
+        assert_eq!(lease_wait(1000, 1650, lease), Duration::ZERO);
+        assert_eq!(lease_wait(1000, 9000, lease), Duration::ZERO);
+        // Never heard one (a group asleep since this node started): no wait.
+        assert_eq!(lease_wait(0, 700, lease), Duration::ZERO);
     }
 
     #[test]

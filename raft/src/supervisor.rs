@@ -17,10 +17,6 @@ use std::time::Duration;
 /// How long a round waits for a peer's answer to its ping.
 const PING_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Campaigns started one after another before yielding, so a dead node's groups are taken
-/// over in a quick ripple rather than one burst of thousands of elections.
-const CAMPAIGN_CHUNK: usize = 256;
-
 /// Rounds between two looks at every group while all are settled.
 const LOOK_EVERY: u64 = 5;
 
@@ -100,6 +96,7 @@ struct Plan {
 fn look(multi: &MultiRaft, now: u64) -> Plan {
     let me = multi.node_id();
     let alive = |n: NodeId| multi.is_alive(n);
+    let lease = multi.leader_lease();
     let mut plan = Plan::default();
     for g in multi.groups() {
         if g.is_catalog {
@@ -108,6 +105,9 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
         let m = g.raft.metrics();
         let m = m.borrow_watched();
         let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
+        if m.current_leader.is_some() {
+            g.sleep.leader_seen();
+        }
         // A leader taken for dead, or contested by a campaign this replica heard of since
         // it last heard from a leader, does not count.
         let live_leader = m
@@ -135,17 +135,23 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
             continue;
         };
         plan.unsettled = true;
-        if g.sleep.is_awake() {
-            // Campaigning already: openraft's timer retries the election.
+        if g.sleep.is_awake() || g.sleep.is_campaigning() {
+            // Campaigning already (or queued to): openraft's timer retries the election.
             continue;
         }
         // A group that never had a leader here (a new group, or a node that just started)
         // is given time first: a new group's first election is run by the replica that
         // initializes it, and a restarted node hears from the leaders.
-        let waited = match m.current_leader {
-            Some(_) => Some(leaderless),
-            None if now < STARTUP_GRACE.as_millis() as u64 => None,
-            None => leaderless.checked_sub(NO_LEADER_WAIT),
+        let waited = if !g.sleep.had_leader() {
+            if now < STARTUP_GRACE.as_millis() as u64 {
+                None
+            } else {
+                leaderless.checked_sub(NO_LEADER_WAIT)
+            }
+        } else if !g.sleep.lease_wait(now, lease).is_zero() {
+            None
+        } else {
+            Some(leaderless)
         };
         let Some(waited) = waited else {
             continue;
@@ -182,16 +188,18 @@ fn act(multi: &Arc<MultiRaft>, plan: Plan) {
                 groups = plan.campaigns.len(),
                 "campaigning for groups without a live leader"
             );
-            for chunk in plan.campaigns.chunks(CAMPAIGN_CHUNK) {
-                for g in chunk {
-                    multi
-                        .campaigns
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    multi.wake(g);
-                    let _ = g.raft.trigger().elect(true).await;
-                }
-                tokio::task::yield_now().await;
-            }
+            // Each waits for one of the node's campaign slots, in plan order.
+            let started = std::time::Instant::now();
+            let led =
+                futures::future::join_all(plan.campaigns.iter().map(|g| multi.campaign(g, true)))
+                    .await;
+            tracing::info!(
+                node = multi.node_id(),
+                groups = led.len(),
+                led = led.iter().filter(|l| **l).count(),
+                elapsed = ?started.elapsed(),
+                "campaigns ended"
+            );
         });
     }
 }

@@ -17,6 +17,8 @@ const PERIOD: Duration = Duration::from_secs(1);
 /// A replica other than the preferred leader initializes a still-uninitialized group after
 /// this long (the preferred one may be down). Safe: every replica uses the same membership.
 const INIT_FALLBACK: Duration = Duration::from_secs(3);
+/// Groups opened at once.
+const OPEN_CONCURRENCY: usize = 64;
 /// Groups initialized at once.
 const INIT_CONCURRENCY: usize = 512;
 
@@ -126,16 +128,29 @@ async fn step(
     }
     // Opening a group loads its snapshot and replays its log: open the ones not hosted yet
     // in parallel, each on a task of its own (a restarting node opens all of them).
-    let opening = plan
+    // A bounded number at a time: thousands of ready tasks at once delayed every other task
+    // of the node (its liveness pings, gossip) for a second, and peers took it for dead.
+    let started = Instant::now();
+    let opening: Vec<_> = plan
         .wanted
         .iter()
         .filter(|w| node.multi.group(w.group).is_none())
         .map(|w| {
             let (multi, group) = (node.multi.clone(), w.group);
-            tokio::spawn(async move { multi.open_group(group).await })
-        });
-    for opened in futures::future::join_all(opening).await {
-        opened.map_err(std::io::Error::other)??;
+            // Spawned only when its turn comes, on a task of its own (both cores replay).
+            async move { tokio::spawn(async move { multi.open_group(group).await }).await }
+        })
+        .collect();
+    let opened = opening.len();
+    let results: Vec<_> = futures::stream::iter(opening)
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .collect()
+        .await;
+    for r in results {
+        r.map_err(std::io::Error::other)??;
+    }
+    if opened > 0 {
+        tracing::info!(node = me, groups = opened, elapsed = ?started.elapsed(), "opened groups");
     }
     let mut initializing = Vec::new();
     for w in &plan.wanted {
@@ -156,10 +171,14 @@ async fn step(
     }
     // A new namespace has thousands of groups to initialize (each then runs its first
     // election): side by side, so their log writes share fsyncs and their votes share frames.
+    let (started, count) = (Instant::now(), initializing.len());
     let results: Vec<std::io::Result<()>> = futures::stream::iter(initializing)
         .buffer_unordered(INIT_CONCURRENCY)
         .collect()
         .await;
+    if count > 0 {
+        tracing::info!(node = me, groups = count, elapsed = ?started.elapsed(), "initialized groups and ran their first elections");
+    }
     results.into_iter().collect()
 }
 

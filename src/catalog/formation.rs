@@ -23,6 +23,9 @@ const META_FORMATION: &str = "formation";
 
 /// How often the metadata leader checks its duties.
 const DUTY_PERIOD: Duration = Duration::from_millis(200);
+/// The metadata group's first election is retried this often, this many times (see `run`).
+const FIRST_ELECTION_RETRY: Duration = Duration::from_millis(100);
+const FIRST_ELECTION_TRIES: usize = 10;
 
 pub async fn run(node: Arc<Node>) {
     if let Err(e) = form(&node).await {
@@ -83,6 +86,16 @@ async fn form(node: &Arc<Node>) -> anyhow::Result<()> {
         let voters: BTreeSet<NodeId> = ids.iter().copied().take(MAX_META_VOTERS).collect();
         node.multi.initialize(META_GROUP, voters).await?;
         tracing::info!(node = me, nodes = ?ids, "cluster formed; metadata group initialized");
+        // The other nodes start at about the same moment and may not host the metadata
+        // group yet, which fails the first election: try again at short intervals instead
+        // of an election timeout later.
+        for _ in 0..FIRST_ELECTION_TRIES {
+            tokio::time::sleep(FIRST_ELECTION_RETRY).await;
+            if node.multi.leader(META_GROUP).is_some() {
+                break;
+            }
+            node.multi.elect(META_GROUP).await?;
+        }
     }
     Ok(())
 }
