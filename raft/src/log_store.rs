@@ -56,6 +56,15 @@ impl GroupLogStore {
         }
     }
 
+    /// Keeps the tail of recent entries within this group's share of the node's `budget`.
+    pub fn sharing_tail_budget(
+        mut self,
+        budget: Arc<crate::log_tail::TailBudget>,
+    ) -> GroupLogStore {
+        self.tail = Arc::new(Mutex::new(LogTail::sharing(budget)));
+        self
+    }
+
     /// Stores every advance of the committed log id: for the metadata group, whose commits
     /// are rare, so the last of a burst (a namespace created just after formation) would
     /// otherwise stay unstored until the next one, and a restarted node would not know the

@@ -11,20 +11,69 @@
 
 use crate::types::Entry;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Most entries kept per group; a follower further behind is served from the store.
 pub const MAX_ENTRIES: usize = 1024;
 /// Most encoded bytes kept per group, so large records do not pin much memory.
 pub const MAX_BYTES: usize = 1 << 20;
+/// Fewest encoded bytes a group may keep, however many groups share the node's budget.
+pub const MIN_BYTES: usize = 16 << 10;
+/// Encoded bytes the tails of all a node's groups keep together. A fixed [`MAX_BYTES`] per
+/// group suited 16 groups; at 4,096 a node's memory grew by hundreds of MiB within a minute
+/// of writes, on its way to gigabytes.
+pub const NODE_BYTES: usize = 64 << 20;
+
+/// What one tail may keep when `tails` share the node's budget (pure).
+pub fn bytes_per_tail(tails: usize) -> usize {
+    (NODE_BYTES / tails.max(1)).clamp(MIN_BYTES, MAX_BYTES)
+}
+
+/// The tails of one node, which share [`NODE_BYTES`].
+#[derive(Default)]
+pub struct TailBudget {
+    tails: AtomicUsize,
+}
+
+impl TailBudget {
+    fn share(&self) -> usize {
+        bytes_per_tail(self.tails.load(Ordering::Relaxed))
+    }
+}
 
 #[derive(Default)]
 pub struct LogTail {
     /// Entries with consecutive indexes, each with its encoded size.
     entries: VecDeque<(Entry, usize)>,
     bytes: usize,
+    /// The node's budget this tail counts in (None: [`MAX_BYTES`] alone).
+    budget: Option<Arc<TailBudget>>,
+}
+
+impl Drop for LogTail {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.tails.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl LogTail {
+    /// A tail that keeps its share of the node's `budget`.
+    pub fn sharing(budget: Arc<TailBudget>) -> LogTail {
+        budget.tails.fetch_add(1, Ordering::Relaxed);
+        LogTail {
+            entries: VecDeque::new(),
+            bytes: 0,
+            budget: Some(budget),
+        }
+    }
+
+    fn max_bytes(&self) -> usize {
+        self.budget.as_ref().map_or(MAX_BYTES, |b| b.share())
+    }
+
     /// Mirrors a successful append of `new` (consecutive indexes, with encoded sizes).
     pub fn append(&mut self, new: Vec<(Entry, usize)>) {
         let Some((first, _)) = new.first() else {
@@ -42,7 +91,8 @@ impl LogTail {
             self.bytes += size;
             self.entries.push_back((entry, size));
         }
-        while self.entries.len() > MAX_ENTRIES || self.bytes > MAX_BYTES {
+        let max_bytes = self.max_bytes();
+        while self.entries.len() > MAX_ENTRIES || self.bytes > max_bytes {
             self.pop_front();
         }
     }
@@ -156,6 +206,24 @@ mod tests {
         t.append(vec![(entry(9), 1)]);
         assert_eq!(indexes(t.get(1, 100)), None);
         assert_eq!(indexes(t.get(9, 100)), Some(vec![9]));
+    }
+
+    #[test]
+    fn tails_share_the_nodes_budget() {
+        assert_eq!(bytes_per_tail(0), MAX_BYTES);
+        assert_eq!(bytes_per_tail(16), MAX_BYTES);
+        assert_eq!(bytes_per_tail(4096), NODE_BYTES / 4096);
+        assert_eq!(bytes_per_tail(1 << 20), MIN_BYTES);
+        let budget = Arc::new(TailBudget::default());
+        let tails: Vec<LogTail> = (0..4096)
+            .map(|_| LogTail::sharing(budget.clone()))
+            .collect();
+        let mut t = LogTail::sharing(budget.clone());
+        t.append((0..64).map(|i| (entry(i), 1024)).collect());
+        assert_eq!(t.bytes, bytes_per_tail(4097) / 1024 * 1024);
+        drop(tails);
+        drop(t);
+        assert_eq!(budget.tails.load(Ordering::Relaxed), 0);
     }
 
     #[test]

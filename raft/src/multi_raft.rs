@@ -119,6 +119,8 @@ pub struct MultiRaft {
     reads: ReadCounts,
     lease_renewals: AtomicU64,
     pub(crate) campaigns: AtomicU64,
+    /// What the groups' in-memory log tails may keep together (`crate::log_tail`).
+    tail_budget: Arc<crate::log_tail::TailBudget>,
     /// Admission of campaigns (`crate::sleep::CAMPAIGN_SLOTS`).
     campaign_slots: tokio::sync::Semaphore,
     groups: RwLock<HashMap<GroupId, Arc<Group>>>,
@@ -156,6 +158,7 @@ impl MultiRaft {
             lease_renewals: AtomicU64::new(0),
             campaigns: AtomicU64::new(0),
             campaign_slots: tokio::sync::Semaphore::new(CAMPAIGN_SLOTS),
+            tail_budget: Arc::default(),
             config,
             log,
             snapshots,
@@ -356,7 +359,8 @@ impl MultiRaft {
             liveness: self.liveness.clone(),
         };
         let vote = Arc::new(VoteCell::default());
-        let log = GroupLogStore::new(group, self.log.clone(), vote.clone());
+        let log = GroupLogStore::new(group, self.log.clone(), vote.clone())
+            .sharing_tail_budget(self.tail_budget.clone());
         let log = if is_catalog {
             log.storing_every_commit()
         } else {
