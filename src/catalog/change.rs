@@ -5,7 +5,7 @@
 use super::propose::ProposeError;
 use crate::context::Context as Node;
 use crate::protocol::info_command::InfoError;
-use futures::future::join_all;
+use futures::{stream, StreamExt};
 use std::time::{Duration, Instant};
 use storage::catalog::{CatalogCommand, META_GROUP};
 use storage::command::Command;
@@ -13,6 +13,8 @@ use storage::record::ResultCode;
 
 /// Longest wait for this node to apply a change the leader has committed.
 const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(2);
+/// Proposals a command for every group of a namespace keeps in flight at once.
+const GROUP_PROPOSALS_IN_FLIGHT: usize = 128;
 
 /// Propose `cmd` and wait for its commit; a refusal comes back with Aerospike's code and the
 /// most precise message this node can give.
@@ -60,7 +62,14 @@ async fn on_every_group(node: &Node, namespace: &str, cmd: Command) -> Result<()
                 .map(|_| ())
         }
     });
-    for r in join_all(proposals).await {
+    // A bounded number in flight: 4,096 proposals at once (most to sleeping groups, each
+    // renewing its lease first) queued every message behind them, heartbeats and liveness
+    // pings timed out, and the command took longer than all of them in turn.
+    let results: Vec<_> = stream::iter(proposals)
+        .buffer_unordered(GROUP_PROPOSALS_IN_FLIGHT)
+        .collect()
+        .await;
+    for r in results {
         r.map_err(propose_error)?;
     }
     Ok(())
