@@ -81,6 +81,11 @@ enum Cmd {
         /// and write need three nodes.
         #[arg(long, default_value_t = 3)]
         replication_factor: u8,
+        /// Raft groups of the namespace every node starts with and of one created at run
+        /// time. Few groups put many keys in each (more contention per group); the server's
+        /// default, 4,096, gives nearly every key a group of its own, most of them asleep.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        groups: u16,
     },
 }
 
@@ -119,6 +124,7 @@ fn real_main() -> anyhow::Result<i32> {
         spares,
         lease_reads,
         replication_factor,
+        groups,
     } = Cli::parse().command;
     anyhow::ensure!(
         !(workload == Workload::Catalog && catalog::POOL.contains(&namespace.as_str())),
@@ -155,6 +161,7 @@ fn real_main() -> anyhow::Result<i32> {
         snapshot_every,
         lease_reads,
         replication_factor,
+        groups,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -174,7 +181,7 @@ fn real_main() -> anyhow::Result<i32> {
         "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
         "snapshot_every": snapshot_every, "lease_reads": lease_reads,
-        "replication_factor": replication_factor,
+        "replication_factor": replication_factor, "groups": groups,
     });
     let verdict =
         jepsen::check::check_and_report(&opts.out, workload, &output, opts.check_budget, meta)?;

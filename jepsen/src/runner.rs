@@ -46,10 +46,9 @@ pub struct Options {
     pub lease_reads: bool,
     /// Replicas per group (the nodes' `--replication-factor`, and a created namespace's).
     pub replication_factor: u8,
+    /// Raft groups of the start-up namespace and of the run's namespace.
+    pub groups: u16,
 }
-
-/// Raft groups of the start-up namespace and of the run's namespace.
-const GROUPS: u16 = 8;
 
 /// Process ids of the final phase start here (one per node).
 const FINAL_PROCESS: u64 = 1_000_000;
@@ -102,7 +101,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
     spec.spares = opts.spares;
     spec.extra_args = vec![
         "--groups".into(),
-        GROUPS.to_string(),
+        opts.groups.to_string(),
         "--request-timeout-ms".into(),
         "2000".into(),
         "--replication-factor".into(),
@@ -166,8 +165,9 @@ async fn prepare(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
 
 async fn create_namespace(opts: &Options, cluster: &mut Cluster) -> anyhow::Result<()> {
     let params = format!(
-        "replication-factor={};default-ttl=0;raft-groups={GROUPS};allow-relaxed-reads={}",
+        "replication-factor={};default-ttl=0;raft-groups={};allow-relaxed-reads={}",
         opts.replication_factor,
+        opts.groups,
         opts.read_mode == ReadMode::AllowReplica
     );
     let t = Instant::now();
