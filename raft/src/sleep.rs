@@ -330,6 +330,22 @@ mod tests {
     }
 
     #[test]
+    fn one_campaign_per_group_and_a_known_leader_is_remembered() {
+        let c = SleepCell::default();
+        assert!(!c.is_campaigning());
+        assert!(c.start_campaign());
+        // A second look at the group while its campaign waits for a slot starts none.
+        assert!(!c.start_campaign());
+        assert!(c.is_campaigning());
+        c.end_campaign();
+        assert!(c.start_campaign());
+        // A group that had a leader here is not taken for new once openraft forgets it.
+        assert!(!c.had_leader());
+        c.leader_seen();
+        assert!(c.had_leader());
+    }
+
+    #[test]
     fn later_campaigners_wait_their_turn() {
         assert!(campaign_due(0, Duration::ZERO));
         assert!(!campaign_due(1, CAMPAIGN_RETRY - Duration::from_millis(1)));
