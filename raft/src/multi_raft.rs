@@ -77,7 +77,8 @@ pub struct SleepFigures {
     pub awake: u64,
     /// Heartbeat rounds sent to renew a lapsed leader lease before a write.
     pub lease_renewals: u64,
-    /// Campaigns this node's supervisor started for groups without a live leader.
+    /// Elections this node started: new groups' first ones, and campaigns for groups whose
+    /// leader is gone.
     pub campaigns: u64,
 }
 
@@ -118,7 +119,7 @@ pub struct MultiRaft {
     confirmer: Confirmer,
     reads: ReadCounts,
     lease_renewals: AtomicU64,
-    pub(crate) campaigns: AtomicU64,
+    campaigns: AtomicU64,
     /// What the groups' in-memory log tails may keep together (`crate::log_tail`).
     tail_budget: Arc<crate::log_tail::TailBudget>,
     /// Admission of campaigns (`crate::sleep::CAMPAIGN_SLOTS`).
@@ -212,8 +213,8 @@ impl MultiRaft {
     /// a leader (this node or another) or [`CAMPAIGN_HOLD`] passed. Does nothing if a
     /// campaign for `g` is already queued or running here, or if the group got a live
     /// leader while this one waited. `pre_vote` is false only for a new group's first
-    /// election, where no leader can be disturbed.
-    /// True when the group has a live leader at the end.
+    /// election, where no leader can be disturbed. True when the group has a live leader at
+    /// the end.
     pub(crate) async fn campaign(&self, g: &Group, pre_vote: bool) -> bool {
         if !g.sleep.start_campaign() {
             return false;

@@ -213,6 +213,27 @@ pub(crate) fn lease_wait(append_seen_ms: u64, now_ms: u64, lease: Duration) -> D
     Duration::from_millis(until.saturating_sub(now_ms))
 }
 
+/// How long a group without a live leader has waited for this node's campaigns, as
+/// [`campaign_due`] counts it (pure); None while it must not campaign at all. A group that
+/// never had a leader here (a new group, or a node that just started) is given time first:
+/// nothing before [`STARTUP_GRACE`] after the node started, then [`NO_LEADER_WAIT`] less
+/// than it has been leaderless (a new group's first election is run by the replica that
+/// initializes it, and a restarted node hears from the leaders). A group that had one
+/// waits out its dead leader's lease first ([`lease_wait`]).
+pub(crate) fn campaign_waited(
+    had_leader: bool,
+    now_ms: u64,
+    leaderless: Duration,
+    lease_wait: Duration,
+) -> Option<Duration> {
+    match (had_leader, lease_wait.is_zero()) {
+        (false, _) if now_ms < STARTUP_GRACE.as_millis() as u64 => None,
+        (false, _) => leaderless.checked_sub(NO_LEADER_WAIT),
+        (true, false) => None,
+        (true, true) => Some(leaderless),
+    }
+}
+
 /// See [`lease_wait`].
 const LEASE_MARGIN: Duration = Duration::from_millis(50);
 
@@ -327,6 +348,27 @@ mod tests {
         assert_eq!(lease_wait(1000, 9000, lease), Duration::ZERO);
         // Never heard one (a group asleep since this node started): no wait.
         assert_eq!(lease_wait(0, 700, lease), Duration::ZERO);
+    }
+
+    #[test]
+    fn new_groups_wait_longer_and_old_ones_wait_out_the_lease() {
+        let (s, grace) = (Duration::from_secs(1), STARTUP_GRACE.as_millis() as u64);
+        // Never had a leader: nothing during the start-up grace, then NO_LEADER_WAIT less.
+        assert_eq!(
+            campaign_waited(false, grace - 1, s * 9, Duration::ZERO),
+            None
+        );
+        assert_eq!(
+            campaign_waited(false, grace, NO_LEADER_WAIT / 2, Duration::ZERO),
+            None
+        );
+        assert_eq!(
+            campaign_waited(false, grace, NO_LEADER_WAIT + s, Duration::ZERO),
+            Some(s)
+        );
+        // Had one: all the time leaderless counts, once its lease at the followers lapsed.
+        assert_eq!(campaign_waited(true, 0, s, Duration::from_millis(5)), None);
+        assert_eq!(campaign_waited(true, 0, s, Duration::ZERO), Some(s));
     }
 
     #[test]

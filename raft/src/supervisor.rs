@@ -6,7 +6,7 @@
 use crate::multi_raft::{Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
-use crate::sleep::{campaign_due, campaign_rank, NO_LEADER_WAIT, STARTUP_GRACE, SUPERVISE_EVERY};
+use crate::sleep::{campaign_due, campaign_rank, campaign_waited, SUPERVISE_EVERY};
 use crate::types::NodeId;
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
@@ -139,20 +139,12 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
             // Campaigning already (or queued to): openraft's timer retries the election.
             continue;
         }
-        // A group that never had a leader here (a new group, or a node that just started)
-        // is given time first: a new group's first election is run by the replica that
-        // initializes it, and a restarted node hears from the leaders.
-        let waited = if !g.sleep.had_leader() {
-            if now < STARTUP_GRACE.as_millis() as u64 {
-                None
-            } else {
-                leaderless.checked_sub(NO_LEADER_WAIT)
-            }
-        } else if !g.sleep.lease_wait(now, lease).is_zero() {
-            None
-        } else {
-            Some(leaderless)
-        };
+        let waited = campaign_waited(
+            g.sleep.had_leader(),
+            now,
+            leaderless,
+            g.sleep.lease_wait(now, lease),
+        );
         let Some(waited) = waited else {
             continue;
         };
