@@ -11,7 +11,7 @@ use crate::read_index::{
     confirms, plan, Confirmer, LeaderId, LeaderView, ReadPlan, Tally, VoteCell,
 };
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
-use crate::sleep::{SleepCell, CAMPAIGN_HOLD, CAMPAIGN_SLOTS};
+use crate::sleep::{self, SleepCell, WriteGate, CAMPAIGN_HOLD, CAMPAIGN_SLOTS};
 use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
 use crate::transport::Transport;
 use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
@@ -34,6 +34,15 @@ use storage::snapshot_file::SnapshotFiles;
 use tracing::Instrument;
 
 /// One hosted group.
+/// A leader's view of its lease in one group, as a write or membership change needs it.
+struct LeaseView {
+    /// Acknowledged by a quorum within half a lease.
+    fresh: bool,
+    /// When a quorum last acknowledged this leader.
+    acked: Option<NodeInstant>,
+    voters: Vec<NodeId>,
+}
+
 pub struct Group {
     pub id: GroupId,
     pub raft: Raft,
@@ -273,46 +282,72 @@ impl MultiRaft {
         peers
     }
 
-    /// Before a write or membership change on `g`: if this node leads it on a leader lease
-    /// that lapsed (no heartbeats run while a group sleeps, and openraft refuses writes on a
-    /// stale lease), renew the lease with one heartbeat round, waiting at most until
-    /// `deadline`.
+    /// Before a membership change on `g`: if this node leads it on a leader lease that
+    /// lapsed (no heartbeats run while a group sleeps, and openraft refuses membership
+    /// changes on a stale lease), renew the lease with one heartbeat round, waiting at most
+    /// until `deadline`.
     async fn awake_for_write(&self, g: &Group, deadline: tokio::time::Instant) {
-        let before = {
-            let m = g.raft.metrics();
-            let m = m.borrow_watched();
-            // A single voter is its own quorum: no lease to renew.
-            let alone = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .nth(1)
-                .is_none();
-            if m.state != ServerState::Leader || alone {
-                return;
+        if let Some(lease) = self.lease_of(g) {
+            if !lease.fresh {
+                self.renew_lease(g, lease.acked, deadline).await;
             }
-            let acked = m.last_quorum_acked.as_ref().map(|i| **i);
-            // Half a lease of margin: the write itself takes a moment.
-            let fresh =
-                acked.is_some_and(|t| NodeInstant::now() - t < self.config.leader_lease() / 2);
-            if fresh {
-                return;
-            }
-            acked
+        }
+    }
+
+    /// Before a write on `g` ([`sleep::write_gate`]): whether to propose it. False when this
+    /// node leads `g` on a stale lease without a live quorum and no heartbeat round renewed
+    /// the lease by `deadline`: the write is refused before anything was appended.
+    async fn ready_for_write(&self, g: &Group, deadline: tokio::time::Instant) -> bool {
+        let Some(lease) = self.lease_of(g) else {
+            return true;
         };
+        let alive = lease.voters.iter().filter(|n| self.is_alive(**n)).count();
+        match sleep::write_gate(lease.fresh, lease.voters.len(), alive) {
+            WriteGate::Propose => true,
+            WriteGate::RenewLease => self.renew_lease(g, lease.acked, deadline).await,
+        }
+    }
+
+    /// The lease of `g` if this node leads it with other voters (a single voter is its own
+    /// quorum: no lease to renew).
+    fn lease_of(&self, g: &Group) -> Option<LeaseView> {
+        let m = g.raft.metrics();
+        let m = m.borrow_watched();
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if m.state != ServerState::Leader || voters.len() < 2 {
+            return None;
+        }
+        let acked = m.last_quorum_acked.as_ref().map(|i| **i);
+        // Half a lease of margin: the write itself takes a moment.
+        let fresh = acked.is_some_and(|t| NodeInstant::now() - t < self.config.leader_lease() / 2);
+        Some(LeaseView {
+            fresh,
+            acked,
+            voters,
+        })
+    }
+
+    /// One heartbeat round on `g`, waiting until a quorum acknowledged something newer than
+    /// `before` or `deadline` passed; whether the lease was renewed.
+    async fn renew_lease(
+        &self,
+        g: &Group,
+        before: Option<NodeInstant>,
+        deadline: tokio::time::Instant,
+    ) -> bool {
         self.lease_renewals.fetch_add(1, Ordering::Relaxed);
         if g.raft.trigger().heartbeat().await.is_err() {
-            return;
+            return false;
         }
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let _ = g
-            .raft
+        g.raft
             .wait(Some(wait))
             .metrics(
                 |m| m.last_quorum_acked.as_ref().map(|i| **i) > before,
                 "leader lease renewed",
             )
-            .await;
+            .await
+            .is_ok()
     }
 
     /// Start hosting data group `group` (recovering its state from the log store and
@@ -544,7 +579,9 @@ impl MultiRaft {
     ) -> Result<(Outcome, u64), WriteError> {
         let g = self.group(group).ok_or(WriteError::NoGroup)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        self.awake_for_write(&g, deadline).await;
+        if !self.ready_for_write(&g, deadline).await {
+            return Err(WriteError::NotLeader(None));
+        }
         match tokio::time::timeout_at(deadline, g.raft.client_write(cmd)).await {
             Ok(Ok(resp)) => {
                 let index = resp.log_id.index();

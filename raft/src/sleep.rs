@@ -9,9 +9,12 @@
 //!   on, so one dead node's groups are taken over by the others evenly and without split
 //!   votes; a campaigner's tick is on until the group has a live leader again (so openraft
 //!   retries its election), then off.
-//! - **The leader lease** (openraft refuses writes when no quorum acknowledged the leader
-//!   within a lease) is renewed on demand: a write or membership change that finds it stale
-//!   sends one heartbeat round first. Under load, replication acknowledgements keep it fresh.
+//! - **The leader lease** is renewed on demand. A write on a stale lease is proposed at once
+//!   when liveness sees a quorum of the group's voters alive (its append renews the lease);
+//!   otherwise it sends one heartbeat round first and is refused if no quorum answers
+//!   ([`write_gate`]; the vendored openraft does not refuse writes on a stale lease itself).
+//!   A membership change that finds the lease stale always renews it first (openraft's
+//!   membership checks need it). Under load, replication acknowledgements keep it fresh.
 //! - Followers learn the commit index with the leader's next append; nothing reads a
 //!   follower's state linearizably.
 //!
@@ -234,6 +237,29 @@ pub(crate) fn campaign_waited(
     }
 }
 
+/// What a write on a group this node leads needs first (see [`write_gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteGate {
+    /// Propose at once: its own append renews the lease.
+    Propose,
+    /// Send one heartbeat round first and propose only once a quorum answered it.
+    RenewLease,
+}
+
+/// Whether a leader proposes a write at once (pure): when its lease is fresh, or when a
+/// quorum of the group's voters (itself included) is alive as far as liveness knows, the
+/// append itself is the round that renews the lease, so a sleeping group pays one round per
+/// write, not two. Otherwise this leader may be cut off: a heartbeat round tells, and a
+/// leader that cannot renew its lease refuses the write before appending anything, so the
+/// client learns that nothing happened instead of waiting for a write that cannot commit.
+pub(crate) fn write_gate(lease_fresh: bool, voters: usize, voters_alive: usize) -> WriteGate {
+    if lease_fresh || voters_alive > voters / 2 {
+        WriteGate::Propose
+    } else {
+        WriteGate::RenewLease
+    }
+}
+
 /// See [`lease_wait`].
 const LEASE_MARGIN: Duration = Duration::from_millis(50);
 
@@ -283,6 +309,16 @@ pub(crate) fn campaign_due(rank: usize, leaderless_for: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_renews_the_lease_first_only_without_a_live_quorum() {
+        assert_eq!(write_gate(true, 3, 1), WriteGate::Propose);
+        assert_eq!(write_gate(false, 3, 2), WriteGate::Propose);
+        assert_eq!(write_gate(false, 3, 1), WriteGate::RenewLease);
+        assert_eq!(write_gate(false, 4, 2), WriteGate::RenewLease);
+        assert_eq!(write_gate(false, 5, 3), WriteGate::Propose);
+        assert_eq!(write_gate(false, 1, 1), WriteGate::Propose);
+    }
 
     fn set(v: &[NodeId]) -> BTreeSet<NodeId> {
         v.iter().copied().collect()

@@ -606,6 +606,14 @@ pub struct Config {
            default_missing_value = "true"
     ))]
     pub enable_leader_restore: Option<bool>,
+
+    /// Strato: how long, in milliseconds, a leader holds back a commit-index update that no
+    /// new entry carries, waiting for one that will. `None` or 0 sends it at once (as
+    /// published). With thousands of groups each write is usually alone in its group, and the
+    /// entry-less request that only tells followers the new commit index doubles the rounds
+    /// per write; followers then learn it with the group's next write or after this delay.
+    #[cfg_attr(feature = "clap", clap(long))]
+    pub commit_notify_delay: Option<u64>,
 }
 
 impl Default for Config {
@@ -643,6 +651,7 @@ impl Default for Config {
             reset_backoff_on_transfer_leader: None,
             allow_log_reversion: None,
             enable_leader_restore: None,
+            commit_notify_delay: None,
         }
     }
 }
@@ -701,6 +710,11 @@ impl Config {
     /// disabled (`false`), the current default.
     pub(crate) fn get_enable_pre_vote(&self) -> bool {
         self.enable_pre_vote.unwrap_or(false)
+    }
+
+    /// Strato: the [`commit_notify_delay`](Self::commit_notify_delay), if any.
+    pub(crate) fn commit_notify_delay(&self) -> Option<Duration> {
+        self.commit_notify_delay.filter(|ms| *ms > 0).map(Duration::from_millis)
     }
 
     /// Get the API channel size for bounded MPSC channel.

@@ -654,7 +654,11 @@ where
 
         tracing::debug!("write {} entries", payloads.len());
 
-        let mut lh = match self.ensure_writable_leader_handler() {
+        // Strato: no lease check here. Log safety never rests on the lease, and a group that
+        // sleeps (no heartbeats) would otherwise pay a heartbeat round before every write;
+        // the caller decides when a lease must be renewed first. `append_membership` keeps
+        // the check, which its own safety argument needs.
+        let mut lh = match self.ensure_leader_handler() {
             Ok(lh) => lh,
             Err(forward_err) => {
                 let err = ClientWriteError::ForwardToLeader(forward_err);

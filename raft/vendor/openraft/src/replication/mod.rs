@@ -545,6 +545,19 @@ where
             Select2::Second(committed_res) => {
                 committed_res.map_err(|_e| ReplicationClosed::new("committed_rx closed"))?;
 
+                // Strato: hold an entry-less commit update back for a while; entries arriving
+                // meanwhile carry the commit (`next_request()` reads it when it builds them).
+                if let Some(delay) = self.replication_context.config.commit_notify_delay() {
+                    let entries = self.event_watcher.replicate_rx.changed();
+                    if let Select2::First(entries_res) = C::select2(entries, C::sleep(delay)).await {
+                        entries_res.map_err(|_e| ReplicationClosed::new("replicate_rx closed"))?;
+                        let data = self.event_watcher.replicate_rx.borrow_and_update().clone();
+                        self.inflight_id = Some(data.inflight_id);
+                        self.next_action = Some(data.payload);
+                        return Ok(());
+                    }
+                }
+
                 // Committed update: create an empty-range payload to sync commit index.
                 // This read delivers the event, thus it marks the value as seen.
                 let committed = self.event_watcher.committed_rx.borrow_and_update().clone();

@@ -23,6 +23,7 @@ use crate::replication::replication_context::ReplicationContext;
 use crate::storage::RaftLogStorage;
 use crate::type_config::TypeConfigExt;
 use crate::type_config::alias::EntryOf;
+use crate::type_config::alias::InstantOf;
 use crate::type_config::alias::LogIdOf;
 
 /// Mutable state for generating AppendEntries requests in a replication stream.
@@ -132,6 +133,11 @@ where
 
         // pipeline mode:
 
+        // Strato: when an entry-less commit update is held back (`Config::commit_notify_delay`),
+        // the moment it is sent anyway.
+        let delay = self.replication_context.config.commit_notify_delay();
+        let mut commit_due: Option<InstantOf<C>> = None;
+
         loop {
             let current: IOId<C> = self.event_watcher.io_submitted_rx.borrow_watched().clone();
             let last_log_id = current.last_log_id().cloned();
@@ -146,7 +152,20 @@ where
             } else {
                 let data_change = self.event_watcher.replicate_rx.changed();
                 let io_change = self.event_watcher.io_submitted_rx.changed();
-                let committed_change = self.event_watcher.committed_rx.changed();
+                let committed_rx = &mut self.event_watcher.committed_rx;
+                // Resolves to whether the commit update is to be sent now.
+                let committed_change = async move {
+                    match commit_due.clone() {
+                        Some(at) => {
+                            C::sleep_until(at).await;
+                            true
+                        }
+                        None => {
+                            let _ = committed_rx.changed().await;
+                            delay.is_none()
+                        }
+                    }
+                };
                 let cancel = self.replication_context.cancel_rx.changed();
 
                 let selected = C::select4(cancel, data_change, io_change, committed_change).await;
@@ -166,8 +185,12 @@ where
                         tracing::debug!("io_submitted_rx changed");
                         // Continue
                     }
-                    Select4::Fourth(_) => {
+                    Select4::Fourth(send_now) => {
                         tracing::debug!("committed_rx changed");
+                        if let (false, Some(delay)) = (send_now, delay) {
+                            commit_due = Some(C::now() + delay);
+                            continue;
+                        }
                         // Only a commit that no request has carried is still unseen here, because
                         // `next_request()` marks every commit it sends. With no new logs to
                         // piggyback on, an entry-less request is the only way to deliver it.
