@@ -119,7 +119,7 @@ struct ServeArgs {
     /// Most rows a batch may carry; larger batches answer 151 [default: 0 = no limit]
     #[arg(long)]
     batch_max_requests: Option<u32>,
-    /// Groups this node moves at once as their leader after a recluster [default: 4]
+    /// Groups this node moves at once as their leader after a recluster [default: 32]
     #[arg(long)]
     max_moves: Option<usize>,
     /// Accept fault-injection info commands (`clock-rate:rate=R` changes the rate of this
@@ -136,6 +136,10 @@ fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// mimalloc's `arena_eager_commit` option (`mi_option_e` in mimalloc.h, v2 and v3 alike).
+/// Groups a node moves at once as their leader: a group is one partition by default, so a
+/// recluster moves thousands of small groups, each move mostly waiting on a few commits.
+const DEFAULT_MAX_MOVES: usize = 32;
+
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Commit mimalloc's arenas as pages are touched, and no transparent huge pages, unless the
@@ -306,7 +310,7 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
         ),
         wal_linger: Duration::from_micros(a.wal_linger_us.or(n.wal_linger_us).unwrap_or(0)),
         batch_max_requests: a.batch_max_requests.or(n.batch_max_requests).unwrap_or(0),
-        max_moves: a.max_moves.unwrap_or(4).max(1),
+        max_moves: a.max_moves.unwrap_or(DEFAULT_MAX_MOVES).max(1),
         fault_injection: a.allow_fault_injection,
     })
 }
