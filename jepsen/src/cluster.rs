@@ -674,12 +674,16 @@ impl Cluster {
                     }
                 }
             }
-            let orphans = claims.iter().filter(|&&c| c == 0).count();
-            let contested = claims.iter().filter(|&&c| c > 1).count();
-            if orphans > 0 || contested > 0 {
+            let orphans: Vec<usize> = (0..PARTITIONS).filter(|p| claims[*p] == 0).collect();
+            let contested: Vec<usize> = (0..PARTITIONS).filter(|p| claims[*p] > 1).collect();
+            if !orphans.is_empty() || !contested.is_empty() {
                 return Err(format!(
-                    "namespace {ns}: {orphans} partitions without a master, {contested} claimed \
-                     by several nodes"
+                    "namespace {ns}: {} partitions without a master {:?}, {} claimed by several \
+                     nodes {:?}",
+                    orphans.len(),
+                    &orphans[..orphans.len().min(8)],
+                    contested.len(),
+                    &contested[..contested.len().min(8)],
                 ));
             }
         }

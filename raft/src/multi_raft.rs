@@ -237,9 +237,16 @@ impl MultiRaft {
         let Ok(_slot) = self.campaign_slots.acquire().await else {
             return false;
         };
+        // As the supervisor counts a leader (`sleep::leader_counts`): a leader removed from
+        // the group's voters is none, or the campaign would end as soon as it started.
         let has_live_leader = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
             m.current_leader.is_some_and(|l| {
-                self.is_alive(l) && (l != self.node_id || m.state == ServerState::Leader)
+                let voter = m.membership_config.membership().voter_ids().any(|v| v == l);
+                if l == self.node_id {
+                    m.state == ServerState::Leader
+                } else {
+                    self.is_alive(l) && voter
+                }
             })
         };
         if has_live_leader(&g.raft.metrics().borrow_watched()) {

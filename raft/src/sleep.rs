@@ -237,6 +237,16 @@ pub(crate) fn campaign_waited(
     }
 }
 
+/// Whether a replica counts the leader it knows as a live one (pure): itself, or a node
+/// liveness takes for alive that is still one of the group's voters; either way one that no
+/// campaign heard of since has contested. A leader whose membership change removed it steps down
+/// once that change commits, while its node lives on (it left the roster, or only this
+/// group moved off it): its followers, their timers off, would otherwise wait for it for
+/// ever.
+pub(crate) fn leader_counts(is_me: bool, alive: bool, voter: bool, uncontested: bool) -> bool {
+    (is_me || (alive && voter)) && uncontested
+}
+
 /// What a write on a group this node leads needs first (see [`write_gate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteGate {
@@ -309,6 +319,17 @@ pub(crate) fn campaign_due(rank: usize, leaderless_for: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_removed_from_the_voters_no_longer_counts() {
+        assert!(leader_counts(false, true, true, true));
+        // Removed by its own membership change, alive elsewhere: the group is leaderless.
+        assert!(!leader_counts(false, true, false, true));
+        assert!(!leader_counts(false, false, true, true));
+        assert!(!leader_counts(false, true, true, false));
+        assert!(leader_counts(true, true, false, true));
+        assert!(!leader_counts(true, true, true, false));
+    }
 
     #[test]
     fn a_write_renews_the_lease_first_only_without_a_live_quorum() {

@@ -6,7 +6,7 @@
 use crate::multi_raft::{Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
-use crate::sleep::{campaign_due, campaign_rank, campaign_waited, SUPERVISE_EVERY};
+use crate::sleep::{campaign_due, campaign_rank, campaign_waited, leader_counts, SUPERVISE_EVERY};
 use crate::types::NodeId;
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
@@ -108,15 +108,19 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
         if m.current_leader.is_some() {
             g.sleep.leader_seen();
         }
-        // A leader taken for dead, or contested by a campaign this replica heard of since
-        // it last heard from a leader, does not count.
-        let live_leader = m
-            .current_leader
-            .filter(|l| *l == me || alive(*l))
-            .filter(|l| leading || !g.sleep.is_contested(*l, now));
-        let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
         let voters =
             || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };
+        // A leader taken for dead, removed from the group's voters, or contested by a
+        // campaign this replica heard of since it last heard from a leader, does not count.
+        let live_leader = m.current_leader.filter(|l| {
+            leader_counts(
+                *l == me,
+                alive(*l),
+                voters().contains(l),
+                leading || !g.sleep.is_contested(*l, now),
+            )
+        });
+        let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
         if g.sleep.transfer_overdue(leading, now) {
             let to = voters().into_iter().find(|n| *n != me && alive(*n));
             if let Some(to) = to {
@@ -175,9 +179,13 @@ fn act(multi: &Arc<MultiRaft>, plan: Plan) {
             if plan.campaigns.is_empty() {
                 return;
             }
+            // The groups themselves when they are few: a group that keeps coming back here
+            // is worth finding in the log.
+            let few: Vec<_> = plan.campaigns.iter().take(8).map(|g| g.id).collect();
             tracing::info!(
                 node = multi.node_id(),
                 groups = plan.campaigns.len(),
+                first = ?few,
                 "campaigning for groups without a live leader"
             );
             // Each waits for one of the node's campaign slots, in plan order.

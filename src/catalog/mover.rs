@@ -210,15 +210,16 @@ async fn drive(node: &Node, group: GroupId, target: &[NodeId]) -> anyhow::Result
                 if !strays.is_empty() {
                     node.multi.remove_learners(group, strays).await?;
                 }
-                let replicas = node
-                    .catalog()
-                    .targets
-                    .get(&group)
-                    .cloned()
-                    .unwrap_or_default();
-                if replicas.is_empty() {
+                // Record the replicas the voters were just made to be, never a newer target
+                // a recluster set meanwhile: recording that one would tell the nodes it
+                // drops to delete copies that are still voters, and leave the nodes it adds
+                // outside the group. The catalog refuses a move to anything but its current
+                // target, so a target that changes after this check fails the record and the
+                // next round moves on towards it.
+                let Some(replicas) = recorded_replicas(node.catalog().targets.get(&group), &target)
+                else {
                     return Ok(());
-                }
+                };
                 change(node, CatalogCommand::GroupMoved { group, replicas })
                     .await
                     .map_err(|e| anyhow::anyhow!("recording the move: {e}"))?;
@@ -230,12 +231,38 @@ async fn drive(node: &Node, group: GroupId, target: &[NodeId]) -> anyhow::Result
     Ok(())
 }
 
+/// The replicas to record for a group whose voters now are `reached` (pure): the catalog's
+/// target for it (ordered: its first replica is the preferred leader) if it is still that
+/// set; None if there is no target any more or it changed since the move started.
+fn recorded_replicas(
+    target: Option<&Vec<NodeId>>,
+    reached: &BTreeSet<NodeId>,
+) -> Option<Vec<NodeId>> {
+    let target = target?;
+    let same = target.len() == reached.len() && target.iter().all(|n| reached.contains(n));
+    same.then(|| target.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn set(v: &[NodeId]) -> BTreeSet<NodeId> {
         v.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_move_records_only_the_replicas_its_voter_change_reached() {
+        let reached = set(&[2, 4, 7]);
+        assert_eq!(
+            recorded_replicas(Some(&vec![7, 2, 4]), &reached),
+            Some(vec![7, 2, 4])
+        );
+        // A recluster replaced node 2 while the voters changed: nothing is recorded (the
+        // bug recorded [5, 4, 7], and node 2 deleted a copy that was still a voter).
+        assert_eq!(recorded_replicas(Some(&vec![5, 4, 7]), &reached), None);
+        assert_eq!(recorded_replicas(None, &reached), None);
+        assert_eq!(recorded_replicas(Some(&vec![2, 4]), &reached), None);
     }
 
     fn step(
