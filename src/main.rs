@@ -135,11 +135,11 @@ fn resolve(s: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("seed {s:?} resolves to no address"))
 }
 
-/// mimalloc's `arena_eager_commit` option (`mi_option_e` in mimalloc.h, v2 and v3 alike).
 /// Groups a node moves at once as their leader: a group is one partition by default, so a
 /// recluster moves thousands of small groups, each move mostly waiting on a few commits.
 const DEFAULT_MAX_MOVES: usize = 32;
 
+/// mimalloc's `arena_eager_commit` option (`mi_option_e` in mimalloc.h, v2 and v3 alike).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Commit mimalloc's arenas as pages are touched, and no transparent huge pages, unless the

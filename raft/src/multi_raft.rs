@@ -33,16 +33,25 @@ use storage::record_store::RecordStore;
 use storage::snapshot_file::SnapshotFiles;
 use tracing::Instrument;
 
-/// One hosted group.
 /// A leader's view of its lease in one group, as a write or membership change needs it.
 struct LeaseView {
     /// Acknowledged by a quorum within half a lease.
     fresh: bool,
     /// When a quorum last acknowledged this leader.
     acked: Option<NodeInstant>,
-    voters: Vec<NodeId>,
+    /// The group's voters, and (counted only when the lease is stale) how many of them
+    /// liveness takes for alive.
+    voters: usize,
+    voters_alive: usize,
 }
 
+/// Whether `n` is one of the voters of the membership `m` shows (a scan of a few ids, no
+/// allocation: the supervisor asks it of every group it looks at).
+pub(crate) fn is_voter(m: &openraft::RaftMetrics<crate::types::TypeConfig>, n: NodeId) -> bool {
+    m.membership_config.membership().voter_ids().any(|v| v == n)
+}
+
+/// One hosted group.
 pub struct Group {
     pub id: GroupId,
     pub raft: Raft,
@@ -237,16 +246,18 @@ impl MultiRaft {
         let Ok(_slot) = self.campaign_slots.acquire().await else {
             return false;
         };
-        // As the supervisor counts a leader (`sleep::leader_counts`): a leader removed from
-        // the group's voters is none, or the campaign would end as soon as it started.
+        // As the supervisor counts a leader: a leader removed from the group's voters is
+        // none, or the campaign would end as soon as it started; this node counts only once
+        // it has taken office.
         let has_live_leader = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
             m.current_leader.is_some_and(|l| {
-                let voter = m.membership_config.membership().voter_ids().any(|v| v == l);
-                if l == self.node_id {
-                    m.state == ServerState::Leader
-                } else {
-                    self.is_alive(l) && voter
-                }
+                let me = l == self.node_id;
+                sleep::leader_counts(
+                    me && m.state == ServerState::Leader,
+                    !me && self.is_alive(l),
+                    is_voter(m, l),
+                    true,
+                )
             })
         };
         if has_live_leader(&g.raft.metrics().borrow_watched()) {
@@ -308,8 +319,7 @@ impl MultiRaft {
         let Some(lease) = self.lease_of(g) else {
             return true;
         };
-        let alive = lease.voters.iter().filter(|n| self.is_alive(**n)).count();
-        match sleep::write_gate(lease.fresh, lease.voters.len(), alive) {
+        match sleep::write_gate(lease.fresh, lease.voters, lease.voters_alive) {
             WriteGate::Propose => true,
             WriteGate::RenewLease => self.renew_lease(g, lease.acked, deadline).await,
         }
@@ -320,17 +330,25 @@ impl MultiRaft {
     fn lease_of(&self, g: &Group) -> Option<LeaseView> {
         let m = g.raft.metrics();
         let m = m.borrow_watched();
-        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-        if m.state != ServerState::Leader || voters.len() < 2 {
+        if m.state != ServerState::Leader {
             return None;
         }
         let acked = m.last_quorum_acked.as_ref().map(|i| **i);
         // Half a lease of margin: the write itself takes a moment.
         let fresh = acked.is_some_and(|t| NodeInstant::now() - t < self.config.leader_lease() / 2);
-        Some(LeaseView {
+        let (mut voters, mut voters_alive) = (0, 0);
+        for v in m.membership_config.membership().voter_ids() {
+            voters += 1;
+            // Liveness is only asked when the answer matters (`sleep::write_gate`).
+            if !fresh && self.is_alive(v) {
+                voters_alive += 1;
+            }
+        }
+        (voters >= 2).then_some(LeaseView {
             fresh,
             acked,
             voters,
+            voters_alive,
         })
     }
 

@@ -238,11 +238,11 @@ pub(crate) fn campaign_waited(
 }
 
 /// Whether a replica counts the leader it knows as a live one (pure): itself, or a node
-/// liveness takes for alive that is still one of the group's voters; either way one that no
-/// campaign heard of since has contested. A leader whose membership change removed it steps down
-/// once that change commits, while its node lives on (it left the roster, or only this
-/// group moved off it): its followers, their timers off, would otherwise wait for it for
-/// ever.
+/// liveness takes for alive that is still one of the group's voters; either way one that
+/// no campaign heard of since has contested. A leader whose membership change removed it
+/// steps down once that change commits, while its node lives on (it left the roster, or
+/// only this group moved off it): its followers, their timers off, would otherwise wait
+/// for it for ever.
 pub(crate) fn leader_counts(is_me: bool, alive: bool, voter: bool, uncontested: bool) -> bool {
     (is_me || (alive && voter)) && uncontested
 }

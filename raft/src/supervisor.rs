@@ -3,7 +3,7 @@
 //! gone, switches a group's timers off once it has a live leader again, and hands on a
 //! leadership transfer that did not complete.
 
-use crate::multi_raft::{Group, MultiRaft};
+use crate::multi_raft::{is_voter, Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
 use crate::sleep::{campaign_due, campaign_rank, campaign_waited, leader_counts, SUPERVISE_EVERY};
@@ -116,7 +116,7 @@ fn look(multi: &MultiRaft, now: u64) -> Plan {
             leader_counts(
                 *l == me,
                 alive(*l),
-                voters().contains(l),
+                is_voter(&m, *l),
                 leading || !g.sleep.is_contested(*l, now),
             )
         });

@@ -62,9 +62,9 @@ async fn on_every_group(node: &Node, namespace: &str, cmd: Command) -> Result<()
                 .map(|_| ())
         }
     });
-    // A bounded number in flight: 4,096 proposals at once (most to sleeping groups, each
-    // renewing its lease first) queued every message behind them, heartbeats and liveness
-    // pings timed out, and the command took longer than all of them in turn.
+    // A bounded number in flight: 4,096 proposals at once queued every message behind
+    // them, heartbeats and liveness pings timed out, and the command took longer than all
+    // of them in turn.
     let results: Vec<_> = stream::iter(proposals)
         .buffer_unordered(GROUP_PROPOSALS_IN_FLIGHT)
         .collect()
