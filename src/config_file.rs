@@ -10,6 +10,7 @@
 //! request-timeout-ms = 5000
 //! wal-linger-us = 0
 //! snapshot-every = 20000
+//! evict-idle-ms = 10000
 //!
 //! [network]
 //! address = "127.0.0.1"
@@ -54,6 +55,7 @@ pub struct NodeSection {
     pub request_timeout_ms: Option<u64>,
     pub wal_linger_us: Option<u64>,
     pub snapshot_every: Option<u64>,
+    pub evict_idle_ms: Option<u64>,
     pub batch_max_requests: Option<u32>,
 }
 

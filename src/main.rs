@@ -109,6 +109,10 @@ struct ServeArgs {
     /// Bytes per chunk when a snapshot is sent to another node [default: 1048576]
     #[arg(long)]
     snapshot_chunk_bytes: Option<usize>,
+    /// Stop a Raft group's instance after it has been idle this long, in milliseconds; it
+    /// starts again on the next request (0 = never) [default: 10000]
+    #[arg(long)]
+    evict_idle_ms: Option<u64>,
     /// Longest a request waits for a leader, a quorum or a commit [default: 5000]
     #[arg(long)]
     request_timeout_ms: Option<u64>,
@@ -250,6 +254,10 @@ fn node_config(a: ServeArgs, file: FileConfig) -> anyhow::Result<NodeConfig> {
             .snapshot_chunk_bytes
             .unwrap_or(raft::config::DEFAULT_SNAPSHOT_CHUNK)
             .max(1),
+        evict_idle_ms: a
+            .evict_idle_ms
+            .or(n.evict_idle_ms)
+            .unwrap_or(raft::config::DEFAULT_EVICT_IDLE_MS),
     };
     let mut namespaces: Vec<NamespaceConfig> = file
         .namespaces

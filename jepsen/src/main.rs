@@ -71,6 +71,11 @@ enum Cmd {
         /// snapshots, purges and snapshot installs under the faults.
         #[arg(long)]
         snapshot_every: Option<u64>,
+        /// The nodes' `--evict-idle-ms`: idle groups' Raft instances are stopped after this
+        /// long and started again on demand; small values put evictions and restarts under
+        /// the faults.
+        #[arg(long)]
+        evict_idle_ms: Option<u64>,
         /// Turn on the namespace's `lease-reads` before the load: reads confirm leadership
         /// with a leader lease, so they depend on the clock assumption the clock faults
         /// keep (clock-drift) or break (clock-break).
@@ -121,6 +126,7 @@ fn real_main() -> anyhow::Result<i32> {
         base_port,
         check_budget,
         snapshot_every,
+        evict_idle_ms,
         spares,
         lease_reads,
         replication_factor,
@@ -159,6 +165,7 @@ fn real_main() -> anyhow::Result<i32> {
         op_timeout: Duration::from_secs(3),
         check_budget: Duration::from_secs(check_budget),
         snapshot_every,
+        evict_idle_ms,
         lease_reads,
         replication_factor,
         groups,
@@ -180,7 +187,7 @@ fn real_main() -> anyhow::Result<i32> {
         "nodes": nodes, "spares": spares, "workload": workload, "namespace": namespace, "nemesis": nemesis,
         "time_limit": time_limit,
         "concurrency": concurrency, "seed": seed, "read_mode": format!("{read_mode:?}"),
-        "snapshot_every": snapshot_every, "lease_reads": lease_reads,
+        "snapshot_every": snapshot_every, "evict_idle_ms": evict_idle_ms, "lease_reads": lease_reads,
         "replication_factor": replication_factor, "groups": groups,
     });
     let verdict =

@@ -42,6 +42,8 @@ pub struct Options {
     /// The nodes' `--snapshot-every` (None: the server's default). Small values make
     /// snapshots, log purges and snapshot installs happen during the faults.
     pub snapshot_every: Option<u64>,
+    /// The nodes' `--evict-idle-ms` (None: the server's default).
+    pub evict_idle_ms: Option<u64>,
     /// Turn on the namespace's `lease-reads` before the load.
     pub lease_reads: bool,
     /// Replicas per group (the nodes' `--replication-factor`, and a created namespace's).
@@ -115,6 +117,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<RunOutput> {
     if let Some(n) = opts.snapshot_every {
         spec.extra_args
             .extend(["--snapshot-every".into(), n.to_string()]);
+    }
+    if let Some(ms) = opts.evict_idle_ms {
+        spec.extra_args
+            .extend(["--evict-idle-ms".into(), ms.to_string()]);
     }
     let mut cluster = Cluster::start(spec).await.context("starting the cluster")?;
     let result = match prepare(opts, &mut cluster).await {

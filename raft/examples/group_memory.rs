@@ -62,6 +62,10 @@ impl Transport for Nowhere {
     }
 }
 
+extern "C" {
+    fn malloc_trim(pad: usize) -> i32;
+}
+
 fn rss_kib() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -104,7 +108,18 @@ async fn main() -> std::io::Result<()> {
     let dir = tempfile::tempdir()?;
     let snapshots = Arc::new(SnapshotFiles::new(dir.path()).map_err(std::io::Error::other)?);
     let log = Arc::new(MemLogStore::new());
-    let multi = MultiRaft::new(1, &RaftConfig::default(), log, snapshots, Arc::new(Nowhere))?;
+    // Evict idle instances as soon as allowed (two leader leases), to measure what stays.
+    let config = RaftConfig {
+        evict_idle_ms: 1,
+        ..RaftConfig::default()
+    };
+    let multi = Arc::new(MultiRaft::new(
+        1,
+        &config,
+        log,
+        snapshots,
+        Arc::new(Nowhere),
+    )?);
     println!("{n} groups on one node, in-memory log, no peers (KiB per group)");
     println!();
     println!("| step | live heap | resident |");
@@ -155,12 +170,39 @@ async fn main() -> std::io::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    report(
+    let leading = report(
         "initialized and leading (first entries, leader state)",
         &opened,
         n,
     );
-    report("total", &start, n);
+    report("total while running", &start, n);
+    // The supervisor puts the groups to sleep and evicts their instances once idle.
+    let supervisor = tokio::spawn(raft::supervisor::run(multi.clone()));
+    for _ in 0..200 {
+        if multi.sleep_figures().evicted as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // glibc's malloc keeps freed pages unless asked (the server's mimalloc returns them
+    // by itself after a short delay).
+    // SAFETY: malloc_trim only releases free memory held by glibc's allocator.
+    unsafe { malloc_trim(0) };
+    println!("evicted: {} of {n}", multi.sleep_figures().evicted);
+    report("evicted (instance stopped)", &leading, n);
+    report("total once evicted", &start, n);
+    // What starting an evicted instance again costs (the first request to an idle group).
+    let t = std::time::Instant::now();
+    for g in 0..n {
+        multi
+            .wait_applied(g as GroupId + 1, 0, Duration::from_secs(5))
+            .await;
+    }
+    println!(
+        "started again: {:.0} µs per group, one after another",
+        t.elapsed().as_micros() as f64 / n as f64
+    );
+    supervisor.abort();
     multi.shutdown().await;
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+mod evict;
 pub mod liveness;
 pub mod log_store;
 mod log_tail;

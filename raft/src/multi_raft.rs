@@ -12,9 +12,11 @@ use crate::read_index::{
 };
 use crate::rpc::{decode_request, encode_reply, RaftReply, RaftRequest};
 use crate::sleep::{self, SleepCell, WriteGate, CAMPAIGN_HOLD, CAMPAIGN_SLOTS};
-use crate::state_machine::{GroupData, GroupStateMachine, SharedCatalog, SharedRecords};
+use crate::state_machine::{
+    GroupData, GroupStateMachine, SharedApplied, SharedCatalog, SharedRecords,
+};
 use crate::transport::Transport;
-use crate::types::{decode, GroupId, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
+use crate::types::{decode, GroupId, Metrics, NodeId, Raft, Snapshot, SnapshotMeta, Vote};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::LinearizerOption;
@@ -47,17 +49,45 @@ struct LeaseView {
 
 /// Whether `n` is one of the voters of the membership `m` shows (a scan of a few ids, no
 /// allocation: the supervisor asks it of every group it looks at).
-pub(crate) fn is_voter(m: &openraft::RaftMetrics<crate::types::TypeConfig>, n: NodeId) -> bool {
+pub(crate) fn is_voter(m: &Metrics, n: NodeId) -> bool {
     m.membership_config.membership().voter_ids().any(|v| v == n)
+}
+
+/// A group's openraft instance: running, or stopped while idle (`crate::evict`).
+pub(crate) enum Instance {
+    Running(Arc<Raft>),
+    /// Stopped while idle. Its metrics as they last were stand in for it: the periodic tasks
+    /// look at every group, and nothing changes an idle group's state without restarting
+    /// its instance first.
+    Evicted {
+        metrics: Box<Metrics>,
+        /// Its log was synced after it stopped: nothing it sent a follower is missing from
+        /// its own disk, so it may restart as the leader it was (`RaftConfig::to_openraft`).
+        synced: bool,
+    },
 }
 
 /// One hosted group.
 pub struct Group {
     pub id: GroupId,
-    pub raft: Raft,
     pub records: SharedRecords,
+    /// What the group's log builds, and where its state machine stands: kept here, so an
+    /// evicted instance restarts without replaying anything.
+    pub(crate) data: GroupData,
+    pub(crate) applied: SharedApplied,
+    pub(crate) instance: std::sync::Mutex<Instance>,
+    /// Held while the instance is evicted or started again.
+    pub(crate) restarting: Arc<tokio::sync::Mutex<()>>,
+    /// When the instance was last handed out, or its commit index last seen to move (ms on
+    /// the node's clock).
+    pub(crate) used_ms: AtomicU64,
+    /// The commit index the supervisor last saw (plus one; 0: none).
+    committed_seen: AtomicU64,
+    /// The group was removed from this node (`MultiRaft::remove_group`): its instance is
+    /// never started again.
+    pub(crate) removed: std::sync::atomic::AtomicBool,
     /// The vote this node last stored for the group (answers peers' confirmation requests).
-    vote: Arc<VoteCell>,
+    pub(crate) vote: Arc<VoteCell>,
     /// Held while a snapshot chunk is stored or a received snapshot installed: transfers of
     /// one group share a file, so they never interleave.
     receiving: tokio::sync::Mutex<()>,
@@ -65,6 +95,42 @@ pub struct Group {
     pub(crate) sleep: SleepCell,
     /// The metadata group never sleeps: it is one group, and every node follows it.
     pub(crate) is_catalog: bool,
+}
+
+impl Group {
+    pub(crate) fn slot(&self) -> std::sync::MutexGuard<'_, Instance> {
+        // The slot is replaced whole under its lock: a panic elsewhere leaves it consistent.
+        self.instance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `f` of the group's metrics: the running instance's, or those it had when evicted.
+    pub fn metrics<T>(&self, f: impl FnOnce(&Metrics) -> T) -> T {
+        match &*self.slot() {
+            Instance::Running(r) => f(&r.metrics().borrow_watched()),
+            Instance::Evicted { metrics, .. } => f(metrics),
+        }
+    }
+
+    /// The running instance, if the group is not evicted (not counted as a use).
+    pub(crate) fn running(&self) -> Option<Arc<Raft>> {
+        match &*self.slot() {
+            Instance::Running(r) => Some(r.clone()),
+            Instance::Evicted { .. } => None,
+        }
+    }
+
+    /// Note the commit index `m` shows at `now_ms`: a move counts as a use (`crate::evict`).
+    pub(crate) fn note_commit(&self, m: &Metrics, now_ms: u64) {
+        let committed = m.local_committed.as_ref().map_or(0, |l| l.index + 1);
+        if self.committed_seen.swap(committed, Ordering::Relaxed) != committed {
+            self.used_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the group's instance is stopped while it is idle.
+    pub fn is_evicted(&self) -> bool {
+        matches!(&*self.slot(), Instance::Evicted { .. })
+    }
 }
 
 /// A group's state as the info commands report it.
@@ -98,6 +164,11 @@ pub struct SleepFigures {
     /// Elections this node started: new groups' first ones, and campaigns for groups whose
     /// leader is gone.
     pub campaigns: u64,
+    /// Groups whose openraft instance is stopped while they are idle (`crate::evict`), and
+    /// how many times an instance was stopped and started again since the node started.
+    pub evicted: u64,
+    pub evictions: u64,
+    pub restarts: u64,
 }
 
 /// How this node's linearizable reads were confirmed, for `statistics`.
@@ -129,8 +200,8 @@ pub struct MultiRaft {
     node_id: NodeId,
     /// Vote and pre-vote requests are refused and not sent before this instant.
     votes_from: NodeInstant,
-    config: RaftConfig,
-    log: Arc<dyn LogStore>,
+    pub(crate) config: RaftConfig,
+    pub(crate) log: Arc<dyn LogStore>,
     snapshots: Arc<SnapshotFiles>,
     pub(crate) transport: Arc<dyn Transport>,
     /// Confirms leadership for ReadIndex reads in one round per peer (`crate::read_index`).
@@ -138,6 +209,17 @@ pub struct MultiRaft {
     reads: ReadCounts,
     lease_renewals: AtomicU64,
     campaigns: AtomicU64,
+    /// Instances stopped while idle, and started again (`crate::evict`).
+    pub(crate) evictions: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    /// An eviction pass runs (one at a time).
+    pub(crate) evicting: std::sync::atomic::AtomicBool,
+    /// This node hosts the groups it should (`MultiRaft::serving_its_groups`): until then it
+    /// neither pings its peers nor answers their pings, so they take it for returned (and
+    /// send their groups' leaders' heartbeats and missing entries) only once it can take
+    /// them. A restarted node opening thousands of groups otherwise got those heartbeats
+    /// before its groups existed, and its followers never learned what had been committed.
+    pub(crate) serving: std::sync::atomic::AtomicBool,
     /// What the groups' in-memory log tails may keep together (`crate::log_tail`).
     tail_budget: Arc<crate::log_tail::TailBudget>,
     /// Admission of campaigns (`crate::sleep::CAMPAIGN_SLOTS`).
@@ -154,6 +236,11 @@ pub struct MultiRaft {
     creating: std::sync::Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// Heartbeat rounds towards a returned peer (`MultiRaft::heartbeat_led_with`), and how long
+/// each waits for the acknowledgements.
+const RETURN_ROUNDS: usize = 5;
+const RETURN_ROUND_WAIT: Duration = Duration::from_millis(500);
+
 fn lock_err() -> io::Error {
     io::Error::other("group registry lock poisoned")
 }
@@ -167,7 +254,9 @@ impl MultiRaft {
         transport: Arc<dyn Transport>,
     ) -> io::Result<MultiRaft> {
         // Refuse a bad configuration at start-up, not when the first group opens.
-        config.to_openraft(0, false).map_err(io::Error::other)?;
+        config
+            .to_openraft(0, false, false)
+            .map_err(io::Error::other)?;
         let config = config.clone();
         Ok(MultiRaft {
             node_id,
@@ -176,6 +265,10 @@ impl MultiRaft {
             reads: ReadCounts::default(),
             lease_renewals: AtomicU64::new(0),
             campaigns: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            evicting: Default::default(),
+            serving: Default::default(),
             campaign_slots: tokio::sync::Semaphore::new(CAMPAIGN_SLOTS),
             tail_budget: Arc::default(),
             config,
@@ -198,6 +291,24 @@ impl MultiRaft {
     /// identity with an empty disk.
     pub fn never_voted(&mut self) {
         self.votes_from = NodeInstant::now();
+        self.serving_its_groups();
+    }
+
+    /// This node has opened the groups it hosts (its store held none, or the catalog
+    /// follower opened every group the catalog gives it): it pings its peers and answers
+    /// their pings from now on.
+    pub fn serving_its_groups(&self) {
+        if !self.serving.swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                node = self.node_id,
+                "hosting its groups: answering peers' pings"
+            );
+        }
+    }
+
+    /// Whether [`MultiRaft::serving_its_groups`] was called.
+    pub(crate) fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
     }
 
     /// openraft's leader lease (a follower refuses votes this long after hearing its leader).
@@ -219,10 +330,11 @@ impl MultiRaft {
         peer == self.node_id || self.liveness.is_alive(peer, self.now_ms())
     }
 
-    /// Switch a group's timers on (it campaigns: openraft retries a failed election).
-    pub(crate) fn wake(&self, g: &Group) {
+    /// Switch the timers of `g` (running as `raft`) on (it campaigns: openraft retries a
+    /// failed election).
+    pub(crate) fn wake(&self, g: &Group, raft: &Raft) {
         if g.sleep.wake() {
-            g.raft.runtime_config().tick(true);
+            raft.runtime_config().tick(true);
             tracing::debug!(node = self.node_id, group = g.id, "group woke");
         }
     }
@@ -249,7 +361,7 @@ impl MultiRaft {
         // As the supervisor counts a leader: a leader removed from the group's voters is
         // none, or the campaign would end as soon as it started; this node counts only once
         // it has taken office.
-        let has_live_leader = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
+        let has_live_leader = |m: &Metrics| {
             m.current_leader.is_some_and(|l| {
                 let me = l == self.node_id;
                 sleep::leader_counts(
@@ -260,16 +372,18 @@ impl MultiRaft {
                 )
             })
         };
-        if has_live_leader(&g.raft.metrics().borrow_watched()) {
+        if g.metrics(has_live_leader) {
             return true;
         }
+        let Ok(raft) = self.instance(g).await else {
+            return false;
+        };
         self.campaigns.fetch_add(1, Ordering::Relaxed);
-        self.wake(g);
-        if g.raft.trigger().elect(pre_vote).await.is_err() {
+        self.wake(g, &raft);
+        if raft.trigger().elect(pre_vote).await.is_err() {
             return false;
         }
-        g.raft
-            .wait(Some(CAMPAIGN_HOLD))
+        raft.wait(Some(CAMPAIGN_HOLD))
             .metrics(|m| has_live_leader(m), "group has a leader")
             .await
             .is_ok()
@@ -278,7 +392,10 @@ impl MultiRaft {
     /// Switch a group's timers off (it has a live leader).
     pub(crate) fn sleep(&self, g: &Group) {
         if g.sleep.sleep() {
-            g.raft.runtime_config().tick(false);
+            // An evicted instance runs no timers either.
+            if let Some(raft) = g.running() {
+                raft.runtime_config().tick(false);
+            }
             tracing::debug!(node = self.node_id, group = g.id, "group asleep");
         }
     }
@@ -287,15 +404,15 @@ impl MultiRaft {
     pub(crate) fn peers(&self) -> BTreeSet<NodeId> {
         let mut peers = BTreeSet::new();
         for g in self.groups() {
-            let m = g.raft.metrics();
-            let m = m.borrow_watched();
-            peers.extend(
-                m.membership_config
-                    .membership()
-                    .nodes()
-                    .map(|(n, _)| *n)
-                    .filter(|n| *n != self.node_id),
-            );
+            g.metrics(|m| {
+                peers.extend(
+                    m.membership_config
+                        .membership()
+                        .nodes()
+                        .map(|(n, _)| *n)
+                        .filter(|n| *n != self.node_id),
+                )
+            });
         }
         peers
     }
@@ -304,10 +421,10 @@ impl MultiRaft {
     /// lapsed (no heartbeats run while a group sleeps, and openraft refuses membership
     /// changes on a stale lease), renew the lease with one heartbeat round, waiting at most
     /// until `deadline`.
-    async fn awake_for_write(&self, g: &Group, deadline: tokio::time::Instant) {
-        if let Some(lease) = self.lease_of(g) {
+    async fn awake_for_write(&self, raft: &Raft, deadline: tokio::time::Instant) {
+        if let Some(lease) = self.lease_of(raft) {
             if !lease.fresh {
-                self.renew_lease(g, lease.acked, deadline).await;
+                self.renew_lease(raft, lease.acked, deadline).await;
             }
         }
     }
@@ -315,20 +432,20 @@ impl MultiRaft {
     /// Before a write on `g` ([`sleep::write_gate`]): whether to propose it. False when this
     /// node leads `g` on a stale lease without a live quorum and no heartbeat round renewed
     /// the lease by `deadline`: the write is refused before anything was appended.
-    async fn ready_for_write(&self, g: &Group, deadline: tokio::time::Instant) -> bool {
-        let Some(lease) = self.lease_of(g) else {
+    async fn ready_for_write(&self, raft: &Raft, deadline: tokio::time::Instant) -> bool {
+        let Some(lease) = self.lease_of(raft) else {
             return true;
         };
         match sleep::write_gate(lease.fresh, lease.voters, lease.voters_alive) {
             WriteGate::Propose => true,
-            WriteGate::RenewLease => self.renew_lease(g, lease.acked, deadline).await,
+            WriteGate::RenewLease => self.renew_lease(raft, lease.acked, deadline).await,
         }
     }
 
     /// The lease of `g` if this node leads it with other voters (a single voter is its own
     /// quorum: no lease to renew).
-    fn lease_of(&self, g: &Group) -> Option<LeaseView> {
-        let m = g.raft.metrics();
+    fn lease_of(&self, raft: &Raft) -> Option<LeaseView> {
+        let m = raft.metrics();
         let m = m.borrow_watched();
         if m.state != ServerState::Leader {
             return None;
@@ -356,17 +473,16 @@ impl MultiRaft {
     /// `before` or `deadline` passed; whether the lease was renewed.
     async fn renew_lease(
         &self,
-        g: &Group,
+        raft: &Raft,
         before: Option<NodeInstant>,
         deadline: tokio::time::Instant,
     ) -> bool {
         self.lease_renewals.fetch_add(1, Ordering::Relaxed);
-        if g.raft.trigger().heartbeat().await.is_err() {
+        if raft.trigger().heartbeat().await.is_err() {
             return false;
         }
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        g.raft
-            .wait(Some(wait))
+        raft.wait(Some(wait))
             .metrics(
                 |m| m.last_quorum_acked.as_ref().map(|i| **i) > before,
                 "leader lease renewed",
@@ -411,7 +527,49 @@ impl MultiRaft {
             GroupData::Catalog(_) => Arc::new(RwLock::new(RecordStore::new())),
         };
         let is_catalog = matches!(data, GroupData::Catalog(_));
-        let sm = GroupStateMachine::new(group, data, self.snapshots.clone());
+        let vote = Arc::new(VoteCell::default());
+        let applied = SharedApplied::default();
+        let raft = self
+            .start_instance(group, &data, &applied, &vote, false)
+            .await?;
+        let g = Arc::new(Group {
+            id: group,
+            records,
+            data,
+            applied,
+            instance: std::sync::Mutex::new(Instance::Running(Arc::new(raft))),
+            restarting: Arc::default(),
+            used_ms: AtomicU64::new(self.now_ms()),
+            committed_seen: AtomicU64::new(0),
+            removed: Default::default(),
+            vote,
+            receiving: tokio::sync::Mutex::new(()),
+            sleep: SleepCell::default(),
+            is_catalog,
+        });
+
+        self.groups
+            .write()
+            .map_err(|_| lock_err())?
+            .insert(group, g.clone());
+        Ok(g)
+    }
+
+    /// Start an openraft instance for `group` over its log and `data`, its state machine
+    /// standing where `applied` says. `restore_leader`: the group's log was synced after its
+    /// last instance stopped, so a leader may take office again at once
+    /// (`RaftConfig::to_openraft`).
+    pub(crate) async fn start_instance(
+        &self,
+        group: GroupId,
+        data: &GroupData,
+        applied: &SharedApplied,
+        vote: &Arc<VoteCell>,
+        restore_leader: bool,
+    ) -> io::Result<Raft> {
+        let is_catalog = matches!(data, GroupData::Catalog(_));
+        let sm =
+            GroupStateMachine::new(group, data.clone(), applied.clone(), self.snapshots.clone());
         let network = NetworkFactory {
             group,
             transport: self.transport.clone(),
@@ -419,7 +577,6 @@ impl MultiRaft {
             votes_from: self.votes_from,
             liveness: self.liveness.clone(),
         };
-        let vote = Arc::new(VoteCell::default());
         let log = GroupLogStore::new(group, self.log.clone(), vote.clone())
             .sharing_tail_budget(self.tail_budget.clone());
         let log = if is_catalog {
@@ -434,27 +591,12 @@ impl MultiRaft {
         // opening at once with their timers running elected each other in a storm.
         let config = self
             .config
-            .to_openraft(group, !is_catalog)
+            .to_openraft(group, !is_catalog, restore_leader)
             .map_err(io::Error::other)?;
-        let raft = Raft::new(self.node_id, config, network, log, sm)
+        Raft::new(self.node_id, config, network, log, sm)
             .instrument(span)
             .await
-            .map_err(io::Error::other)?;
-        let g = Arc::new(Group {
-            id: group,
-            raft,
-            records,
-            vote,
-            receiving: tokio::sync::Mutex::new(()),
-            sleep: SleepCell::default(),
-            is_catalog,
-        });
-
-        self.groups
-            .write()
-            .map_err(|_| lock_err())?
-            .insert(group, g.clone());
-        Ok(g)
+            .map_err(io::Error::other)
     }
 
     /// Stop hosting `group` and delete everything this node stored for it (its log, its Raft
@@ -463,7 +605,13 @@ impl MultiRaft {
         let _guard = self.lock_group(group)?.lock_owned().await;
         let removed = self.groups.write().map_err(|_| lock_err())?.remove(&group);
         if let Some(g) = removed {
-            let _ = g.raft.shutdown().await;
+            // A request still holding the group must not start its instance again over the
+            // log deleted below.
+            let _restarting = g.restarting.lock().await;
+            g.removed.store(true, Ordering::Release);
+            if let Some(raft) = g.running() {
+                let _ = raft.shutdown().await;
+            }
         }
         self.log.remove_group(group).map_err(io::Error::other)?;
         self.snapshots.remove(group).map_err(io::Error::other)?;
@@ -482,15 +630,13 @@ impl MultiRaft {
     /// Whether `group` has a membership (it was initialized here or has heard from a leader).
     pub fn is_initialized(&self, group: GroupId) -> bool {
         self.group(group).is_some_and(|g| {
-            let m = g.raft.metrics();
-            let m = m.borrow_watched();
-            let initialized = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .next()
-                .is_some();
-            initialized
+            g.metrics(|m| {
+                m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .next()
+                    .is_some()
+            })
         })
     }
 
@@ -514,7 +660,7 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
-        match g.raft.initialize(members).await {
+        match self.instance(&g).await?.initialize(members).await {
             Ok(()) => {
                 // The group's first election: this replica campaigns, with its timer on so
                 // it tries again if the first round fails (the others sleep meanwhile). The
@@ -535,7 +681,8 @@ impl MultiRaft {
         let g = self
             .group(group)
             .ok_or_else(|| io::Error::other("no such group"))?;
-        g.raft
+        self.instance(&g)
+            .await?
             .trigger()
             .elect(false)
             .await
@@ -544,23 +691,21 @@ impl MultiRaft {
 
     pub fn status(&self, group: GroupId) -> Option<GroupStatus> {
         let g = self.group(group)?;
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        Some(GroupStatus {
+        Some(g.metrics(|m| GroupStatus {
             // A leader taken for dead is not reported: its successor is about to campaign
             // (`crate::supervisor`), and routing to it would only time out.
             leader: m.current_leader.filter(|l| self.is_alive(*l)),
             term: m.current_term,
             voters: m.membership_config.membership().voter_ids().collect(),
             last_applied: m.last_applied.as_ref().map(|l| l.index),
-        })
+        }))
     }
 
     /// `group`'s leader as this node knows it (None: unknown, or taken for dead). Cheaper than
     /// [`MultiRaft::status`]: the periodic tasks ask it of every group.
     pub fn leader(&self, group: GroupId) -> Option<NodeId> {
         let g = self.group(group)?;
-        let leader = g.raft.metrics().borrow_watched().current_leader;
+        let leader = g.metrics(|m| m.current_leader);
         leader.filter(|l| self.is_alive(*l))
     }
 
@@ -569,9 +714,7 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return false;
         };
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+        g.metrics(|m| m.state == ServerState::Leader && m.current_leader == Some(self.node_id))
     }
 
     /// `group`'s learners (non-voting members) as this node knows them.
@@ -579,10 +722,7 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return BTreeSet::new();
         };
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        let learners = m.membership_config.membership().learner_ids().collect();
-        learners
+        g.metrics(|m| m.membership_config.membership().learner_ids().collect())
     }
 
     /// Propose a command on this node's group and wait until it is committed and applied.
@@ -603,11 +743,15 @@ impl MultiRaft {
         timeout: Duration,
     ) -> Result<(Outcome, u64), WriteError> {
         let g = self.group(group).ok_or(WriteError::NoGroup)?;
+        let raft = self
+            .instance(&g)
+            .await
+            .map_err(|e| WriteError::InDoubt(format!("group could not start: {e}")))?;
         let deadline = tokio::time::Instant::now() + timeout;
-        if !self.ready_for_write(&g, deadline).await {
+        if !self.ready_for_write(&raft, deadline).await {
             return Err(WriteError::NotLeader(None));
         }
-        match tokio::time::timeout_at(deadline, g.raft.client_write(cmd)).await {
+        match tokio::time::timeout_at(deadline, raft.client_write(cmd)).await {
             Ok(Ok(resp)) => {
                 let index = resp.log_id.index();
                 Ok((resp.data, index))
@@ -644,8 +788,12 @@ impl MultiRaft {
         // One deadline for both ways of confirming: a read whose peers did not answer falls
         // back to openraft's round with the time left, not with a fresh `timeout`.
         let deadline = tokio::time::Instant::now() + timeout;
+        // Per-peer rounds need no running instance: an evicted group's kept metrics are its
+        // state (nothing changes it without starting the instance again), and it was
+        // evicted with everything committed applied. A query confirming thousands of idle
+        // groups at once does not start thousands of instances.
         if confirm == ReadConfirm::Quorum {
-            if let Some(plan) = self.read_plan(&g) {
+            if let Some(plan) = g.metrics(|m| self.read_plan(m)) {
                 let wait = timeout.min(self.config.leader_lease());
                 if self.confirm_by_peers(&g, &plan, wait).await {
                     self.reads.by_peers.fetch_add(1, Ordering::Relaxed);
@@ -653,12 +801,16 @@ impl MultiRaft {
                 }
             }
         }
+        let raft = self
+            .instance(&g)
+            .await
+            .map_err(|e| ReadError::Unavailable(format!("group could not start: {e}")))?;
         let option = match confirm {
             ReadConfirm::Quorum => LinearizerOption::from(ReadPolicy::ReadIndex),
             // A stale lease sends a heartbeat round at once and waits for it, like ReadIndex.
             ReadConfirm::Lease => LinearizerOption::new(Some(self.config.lease_read_age()), true),
         };
-        match tokio::time::timeout_at(deadline, g.raft.ensure_linearizable(option)).await {
+        match tokio::time::timeout_at(deadline, raft.ensure_linearizable(option)).await {
             Ok(Ok(_)) => {}
             Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
                 return Err(ReadError::NotLeader(f.leader_id))
@@ -684,6 +836,9 @@ impl MultiRaft {
                 .count() as u64,
             lease_renewals: self.lease_renewals.load(Ordering::Relaxed),
             campaigns: self.campaigns.load(Ordering::Relaxed),
+            evicted: self.groups().iter().filter(|g| g.is_evicted()).count() as u64,
+            evictions: self.evictions.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
 
@@ -697,9 +852,7 @@ impl MultiRaft {
 
     /// How a read of `g` can be confirmed by per-peer rounds, from one snapshot of its
     /// metrics; None when openraft's own round must do it.
-    fn read_plan(&self, g: &Group) -> Option<ReadPlan> {
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
+    fn read_plan(&self, m: &Metrics) -> Option<ReadPlan> {
         plan(&LeaderView {
             me: self.node_id,
             is_leader: m.state == ServerState::Leader && m.current_leader == Some(self.node_id),
@@ -739,37 +892,68 @@ impl MultiRaft {
     /// A peer was heard from: record it, and if it just came back (or restarted), send a
     /// heartbeat round in every group this node leads with it, so it learns its leaders (and
     /// catches up) before it would campaign for groups it thinks leaderless.
-    pub(crate) fn heard(&self, peer: NodeId, incarnation: u64) {
+    pub(crate) fn heard(self: &Arc<Self>, peer: NodeId, incarnation: u64) {
         if self.liveness.heard(peer, incarnation, self.now_ms()) == Some(Change::Returned) {
             tracing::info!(node = self.node_id, peer, "peer is back");
             self.heartbeat_led_with(peer);
         }
     }
 
-    fn heartbeat_led_with(&self, peer: NodeId) {
-        let led: Vec<Raft> = self
+    /// Groups evicted here are started again for it: the peer may lack entries (a group is
+    /// evicted with members taken for dead behind) or, restarted, take itself for the
+    /// leader it was. A heartbeat is one request without retry, and a restarted peer is
+    /// busiest just then: a group whose heartbeat the peer has not acknowledged is sent
+    /// another, up to [`RETURN_ROUNDS`] times. Its follower there learns the commit index
+    /// from it (what it replayed stopped at the last commit index it had stored).
+    fn heartbeat_led_with(self: &Arc<Self>, peer: NodeId) {
+        let mut led: Vec<Arc<Group>> = self
             .groups()
             .into_iter()
             .filter(|g| {
-                let m = g.raft.metrics();
-                let m = m.borrow_watched();
-                m.state == ServerState::Leader
-                    && m.membership_config
-                        .membership()
-                        .nodes()
-                        .any(|(n, _)| *n == peer)
+                g.metrics(|m| {
+                    m.state == ServerState::Leader
+                        && m.membership_config
+                            .membership()
+                            .nodes()
+                            .any(|(n, _)| *n == peer)
+                })
             })
-            .map(|g| g.raft.clone())
             .collect();
         if led.is_empty() {
             return;
         }
+        let multi = self.clone();
         tokio::spawn(async move {
-            for raft in led {
-                // Replication to the peer backed off while it was away (`crate::network`).
-                let _ = raft.trigger().reset_backoff([peer]).await;
-                let _ = raft.trigger().heartbeat().await;
+            for _ in 0..RETURN_ROUNDS {
+                let sent = NodeInstant::now();
+                for g in &led {
+                    let Ok(raft) = multi.instance(g).await else {
+                        continue;
+                    };
+                    // Replication to the peer backed off while it was away (`crate::network`).
+                    let _ = raft.trigger().reset_backoff([peer]).await;
+                    let _ = raft.trigger().heartbeat().await;
+                }
+                tokio::time::sleep(RETURN_ROUND_WAIT).await;
+                led.retain(|g| {
+                    let acked = g.metrics(|m| {
+                        m.heartbeat
+                            .as_ref()
+                            .and_then(|h| h.get(&peer).cloned().flatten())
+                            .is_some_and(|at| *at >= sent)
+                    });
+                    !acked && g.metrics(|m| m.state == ServerState::Leader)
+                });
+                if led.is_empty() {
+                    return;
+                }
             }
+            tracing::warn!(
+                node = multi.node_id,
+                peer,
+                groups = led.len(),
+                "a returned peer acknowledged no heartbeat of these groups"
+            );
         });
     }
 
@@ -784,12 +968,15 @@ impl MultiRaft {
     }
 
     /// Handle one inbound Raft RPC for a hosted group and encode the reply.
-    pub async fn handle_rpc(&self, group: GroupId, payload: &[u8]) -> Vec<u8> {
+    pub async fn handle_rpc(self: &Arc<Self>, group: GroupId, payload: &[u8]) -> Vec<u8> {
         let request = decode_request(payload);
         if let Ok(RaftRequest::ConfirmLeaders(asks)) = &request {
             return encode_reply(&RaftReply::LeadersConfirmed(self.confirm_leaders(asks)));
         }
         if let Ok(RaftRequest::Ping { from, incarnation }) = &request {
+            if !self.is_serving() {
+                return encode_reply(&RaftReply::Error("still opening its groups".into()));
+            }
             self.heard(*from, *incarnation);
             return encode_reply(&RaftReply::Pong {
                 incarnation: self.incarnation,
@@ -818,10 +1005,10 @@ impl MultiRaft {
                 if let RaftRequest::Vote(r) | RaftRequest::PreVote(r) = &req {
                     g.sleep.vote_seen(r.vote.leader_id.node_id, self.now_ms());
                 }
-                dispatch(&g.raft, req).await
+                self.dispatch(&g, req).await
             }
             (Some(g), Ok(RaftRequest::Append(r))) => {
-                let reply = dispatch(&g.raft, RaftRequest::Append(r)).await;
+                let reply = self.dispatch(&g, RaftRequest::Append(r)).await;
                 // Any answer but a higher vote: the sender leads (as far as this replica
                 // knows).
                 if matches!(&reply, RaftReply::Append(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
@@ -832,13 +1019,24 @@ impl MultiRaft {
             }
             // The target of a leadership transfer campaigns: with its timer on it tries
             // again if the transfer's election fails.
-            (Some(g), Ok(req @ RaftRequest::TransferLeader(_))) => {
-                self.wake(&g);
-                dispatch(&g.raft, req).await
-            }
-            (Some(g), Ok(req)) => dispatch(&g.raft, req).await,
+            (Some(g), Ok(req @ RaftRequest::TransferLeader(_))) => match self.instance(&g).await {
+                Ok(raft) => {
+                    self.wake(&g, &raft);
+                    dispatch(&raft, req).await
+                }
+                Err(e) => RaftReply::Error(format!("group could not start: {e}")),
+            },
+            (Some(g), Ok(req)) => self.dispatch(&g, req).await,
         };
         encode_reply(&reply)
+    }
+
+    /// Hand `req` to `g`'s instance, started again if it was evicted.
+    async fn dispatch(&self, g: &Group, req: RaftRequest) -> RaftReply {
+        match self.instance(g).await {
+            Ok(raft) => dispatch(&raft, req).await,
+            Err(e) => RaftReply::Error(format!("group could not start: {e}")),
+        }
     }
 
     /// Stores one chunk of a snapshot sent by `group`'s leader; the last one installs it
@@ -852,6 +1050,8 @@ impl MultiRaft {
         data: Vec<u8>,
     ) -> RaftReply {
         let _one_at_a_time = g.receiving.lock().await;
+        // A transfer in progress is a use: the group is not evicted between its chunks.
+        g.used_ms.store(self.now_ms(), Ordering::Relaxed);
         let (files, group) = (self.snapshots.clone(), g.id);
         let stored =
             tokio::task::spawn_blocking(move || files.receive_chunk(group, offset, total, &data))
@@ -867,8 +1067,11 @@ impl MultiRaft {
             Err(e) => return RaftReply::Error(format!("snapshot meta: {e}")),
         };
         tracing::info!(group, bytes = total, last_log_id = ?meta.last_log_id, "received a snapshot");
-        let reply = g
-            .raft
+        let raft = match self.instance(g).await {
+            Ok(raft) => raft,
+            Err(e) => return RaftReply::Error(format!("group could not start: {e}")),
+        };
+        let reply = raft
             .install_full_snapshot(
                 vote,
                 Snapshot {
@@ -891,8 +1094,10 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return false;
         };
-        g.raft
-            .wait(Some(timeout))
+        let Ok(raft) = self.instance(&g).await else {
+            return false;
+        };
+        raft.wait(Some(timeout))
             .applied_index_at_least(Some(index), "catalog change")
             .await
             .is_ok()
@@ -905,11 +1110,11 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return false;
         };
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        m.current_leader.is_some()
-            && m.last_applied.as_ref().map(|l| l.index)
-                >= m.cluster_committed.as_ref().map(|l| l.index)
+        g.metrics(|m| {
+            m.current_leader.is_some()
+                && m.last_applied.as_ref().map(|l| l.index)
+                    >= m.cluster_committed.as_ref().map(|l| l.index)
+        })
     }
 
     /// Every node in `group`'s membership (voters and learners), as this node knows it.
@@ -917,24 +1122,19 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return BTreeSet::new();
         };
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        let nodes = m
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect();
-        nodes
+        g.metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        })
     }
 
     /// On the leader of `group`: start replicating to `node` as a learner (non-voting).
     pub async fn add_learner(&self, group: GroupId, node: NodeId) -> io::Result<()> {
-        let g = self
-            .group(group)
-            .ok_or_else(|| io::Error::other("no such group"))?;
-        self.awake_for_write(&g, self.write_deadline()).await;
-        g.raft
+        self.for_membership_change(group)
+            .await?
             .add_learner(node, openraft::EmptyNode {}, false)
             .await
             .map(|_| ())
@@ -949,11 +1149,8 @@ impl MultiRaft {
         group: GroupId,
         voters: BTreeSet<NodeId>,
     ) -> io::Result<()> {
-        let g = self
-            .group(group)
-            .ok_or_else(|| io::Error::other("no such group"))?;
-        self.awake_for_write(&g, self.write_deadline()).await;
-        g.raft
+        self.for_membership_change(group)
+            .await?
             .change_membership(voters, false)
             .await
             .map(|_| ())
@@ -962,13 +1159,11 @@ impl MultiRaft {
 
     /// Hand leadership of `group` to `to` (used to spread leaders across nodes).
     pub async fn transfer_leader(&self, group: GroupId, to: NodeId) -> io::Result<()> {
-        let g = self
-            .group(group)
-            .ok_or_else(|| io::Error::other("no such group"))?;
-        self.awake_for_write(&g, self.write_deadline()).await;
-        g.sleep.transfer_started(self.now_ms());
-        g.raft
-            .trigger()
+        let raft = self.for_membership_change(group).await?;
+        if let Some(g) = self.group(group) {
+            g.sleep.transfer_started(self.now_ms());
+        }
+        raft.trigger()
             .transfer_leader(to)
             .await
             .map_err(io::Error::other)
@@ -978,25 +1173,22 @@ impl MultiRaft {
     /// to it, or not the leader).
     pub fn replication_lag(&self, group: GroupId, target: NodeId) -> Option<u64> {
         let g = self.group(group)?;
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        let last = m.last_log_index.unwrap_or(0);
-        let matched = m
-            .replication
-            .as_ref()?
-            .get(&target)?
-            .as_ref()
-            .map_or(0, |l| l.index);
-        Some(last.saturating_sub(matched))
+        g.metrics(|m| {
+            let last = m.last_log_index.unwrap_or(0);
+            let matched = m
+                .replication
+                .as_ref()?
+                .get(&target)?
+                .as_ref()
+                .map_or(0, |l| l.index);
+            Some(last.saturating_sub(matched))
+        })
     }
 
     /// On the leader of `group`: drop `nodes` (learners) from its membership.
     pub async fn remove_learners(&self, group: GroupId, nodes: BTreeSet<NodeId>) -> io::Result<()> {
-        let g = self
-            .group(group)
-            .ok_or_else(|| io::Error::other("no such group"))?;
-        self.awake_for_write(&g, self.write_deadline()).await;
-        g.raft
+        self.for_membership_change(group)
+            .await?
             .change_membership(openraft::ChangeMembers::RemoveNodes(nodes), false)
             .await
             .map(|_| ())
@@ -1009,26 +1201,30 @@ impl MultiRaft {
         let Some(g) = self.group(group) else {
             return false;
         };
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        let last = m.last_log_index;
-        match &m.replication {
+        g.metrics(|m| match &m.replication {
             Some(r) => r
                 .get(&target)
-                .is_some_and(|l| l.as_ref().map(|l| l.index) == last),
+                .is_some_and(|l| l.as_ref().map(|l| l.index) == m.last_log_index),
             None => false,
-        }
+        })
     }
 
-    /// How long a membership change waits for a lapsed lease to be renewed.
-    fn write_deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.config.leader_lease()
+    /// `group`'s instance, ready for a membership change (or leadership transfer): its
+    /// lease renewed if it lapsed, waiting at most one leader lease for that.
+    async fn for_membership_change(&self, group: GroupId) -> io::Result<Arc<Raft>> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| io::Error::other("no such group"))?;
+        let raft = self.instance(&g).await?;
+        let deadline = tokio::time::Instant::now() + self.config.leader_lease();
+        self.awake_for_write(&raft, deadline).await;
+        Ok(raft)
     }
 
     pub async fn shutdown(&self) {
         self.confirmer.stop();
-        for g in self.groups() {
-            let _ = g.raft.shutdown().await;
+        for raft in self.groups().iter().filter_map(|g| g.running()) {
+            let _ = raft.shutdown().await;
         }
     }
 }

@@ -169,6 +169,11 @@ impl SleepCell {
         lease_wait(self.append_seen_ms.load(Ordering::Relaxed), now_ms, lease)
     }
 
+    /// A leadership transfer away from this node started and has not been seen to end.
+    pub(crate) fn is_transferring(&self) -> bool {
+        self.transfer_since_ms.load(Ordering::Relaxed) != 0
+    }
+
     pub(crate) fn transfer_started(&self, now_ms: u64) {
         self.transfer_since_ms
             .store(now_ms.max(1), Ordering::Relaxed);

@@ -50,27 +50,58 @@ impl Captured {
     }
 }
 
+/// Where a group's state machine stands: what openraft asks of it when it starts.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// [`Applied`] kept outside the state machine: openraft owns the state machine and drops it
+/// when its instance stops, while the records it applied to stay in memory. An instance
+/// evicted while idle (`crate::evict`) restarts from here, not from the snapshot and log.
+pub type SharedApplied = Arc<std::sync::Mutex<Applied>>;
+
 pub struct GroupStateMachine {
     group: GroupId,
     data: GroupData,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    /// Updated after every apply batch and snapshot install.
+    kept: SharedApplied,
     snapshots: Arc<SnapshotFiles>,
 }
 
 impl GroupStateMachine {
+    /// A state machine over `data`, standing where `kept` says (nothing applied, for a group
+    /// just opened: openraft then restores it from the snapshot and log).
     pub fn new(
         group: GroupId,
         data: GroupData,
+        kept: SharedApplied,
         snapshots: Arc<SnapshotFiles>,
     ) -> GroupStateMachine {
+        let Applied {
+            last_applied,
+            membership,
+        } = kept.lock().map(|a| a.clone()).unwrap_or_default();
         GroupStateMachine {
             group,
             data,
-            last_applied: None,
-            membership: StoredMembership::default(),
+            last_applied,
+            membership,
+            kept,
             snapshots,
         }
+    }
+
+    fn keep(&self) -> io::Result<()> {
+        let mut kept = self.kept.lock().map_err(|_| poisoned())?;
+        kept.last_applied = self.last_applied;
+        if kept.membership.log_id() != self.membership.log_id() {
+            kept.membership = self.membership.clone();
+        }
+        Ok(())
     }
 
     /// Apply one normal entry to whatever this group holds.
@@ -130,6 +161,8 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 EntryPayload::Blank => storage::command::Outcome::ok(0, 0),
             };
             self.last_applied = Some(entry.log_id);
+            // Per entry, so what is kept never trails what the records hold.
+            self.keep()?;
             if let Some(r) = responder {
                 r.send(outcome);
             }
@@ -203,7 +236,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        Ok(())
+        self.keep()
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {

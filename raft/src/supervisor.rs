@@ -3,14 +3,15 @@
 //! gone, switches a group's timers off once it has a live leader again, and hands on a
 //! leadership transfer that did not complete.
 
+use crate::evict::{evictable, IdleView};
 use crate::multi_raft::{is_voter, Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
 use crate::sleep::{campaign_due, campaign_rank, campaign_waited, leader_counts, SUPERVISE_EVERY};
-use crate::types::NodeId;
-use openraft::async_runtime::WatchReceiver;
+use crate::types::{Metrics, NodeId};
 use openraft::ServerState;
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,10 @@ pub async fn run(multi: Arc<MultiRaft>) {
 /// Ping every peer at once; answers update liveness (and a peer that came back gets a
 /// heartbeat round in every group this node leads with it).
 async fn ping(multi: &Arc<MultiRaft>, peers: &BTreeSet<NodeId>) {
+    // A node still opening its groups stays silent (`MultiRaft::serving_its_groups`).
+    if !multi.is_serving() {
+        return;
+    }
     let now = multi.now_ms();
     for peer in peers {
         multi.liveness.pinged(*peer, now);
@@ -91,78 +96,109 @@ struct Plan {
     campaigns: Vec<Arc<Group>>,
     asleep: Vec<Arc<Group>>,
     transfers: Vec<(Arc<Group>, NodeId)>,
+    /// Idle long enough for their instances to be stopped (`crate::evict`).
+    evictions: Vec<Arc<Group>>,
 }
 
 fn look(multi: &MultiRaft, now: u64) -> Plan {
-    let me = multi.node_id();
-    let alive = |n: NodeId| multi.is_alive(n);
-    let lease = multi.leader_lease();
     let mut plan = Plan::default();
     for g in multi.groups() {
         if g.is_catalog {
             continue;
         }
-        let m = g.raft.metrics();
-        let m = m.borrow_watched();
-        let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
-        if m.current_leader.is_some() {
-            g.sleep.leader_seen();
-        }
-        let voters =
-            || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };
-        // A leader taken for dead, removed from the group's voters, or contested by a
-        // campaign this replica heard of since it last heard from a leader, does not count.
-        let live_leader = m.current_leader.filter(|l| {
-            leader_counts(
-                *l == me,
-                alive(*l),
-                is_voter(&m, *l),
-                leading || !g.sleep.is_contested(*l, now),
-            )
-        });
-        let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
-        if g.sleep.transfer_overdue(leading, now) {
-            let to = voters().into_iter().find(|n| *n != me && alive(*n));
-            if let Some(to) = to {
-                plan.transfers.push((g.clone(), to));
-            }
-        }
-        let Some(leaderless) = g.sleep.leaderless_for(live_leader.is_some(), now) else {
-            if g.sleep.is_awake() {
-                if settled {
-                    plan.asleep.push(g.clone());
-                } else {
-                    tracing::debug!(node = me, group = g.id, state = ?m.state, leader = ?m.current_leader, "awake with a live leader, not settled");
-                    plan.unsettled = true;
-                }
-            }
-            continue;
-        };
-        plan.unsettled = true;
-        if g.sleep.is_awake() || g.sleep.is_campaigning() {
-            // Campaigning already (or queued to): openraft's timer retries the election.
-            continue;
-        }
-        let waited = campaign_waited(
-            g.sleep.had_leader(),
-            now,
-            leaderless,
-            g.sleep.lease_wait(now, lease),
-        );
-        let Some(waited) = waited else {
-            continue;
-        };
-        let rank = campaign_rank(g.id, &voters(), m.current_leader, me, alive);
-        if rank.is_some_and(|r| campaign_due(r, waited)) {
-            plan.campaigns.push(g.clone());
-        }
+        let evicted = g.is_evicted();
+        g.metrics(|m| look_at(multi, &g, m, evicted, now, &mut plan));
     }
     plan
+}
+
+/// [`look`] at one group, whose metrics are `m`.
+fn look_at(
+    multi: &MultiRaft,
+    g: &Arc<Group>,
+    m: &Metrics,
+    evicted: bool,
+    now: u64,
+    plan: &mut Plan,
+) {
+    let me = multi.node_id();
+    let alive = |n: NodeId| multi.is_alive(n);
+    let leading = m.state == ServerState::Leader && m.current_leader == Some(me);
+    if m.current_leader.is_some() {
+        g.sleep.leader_seen();
+    }
+    let voters = || -> BTreeSet<NodeId> { m.membership_config.membership().voter_ids().collect() };
+    // A leader taken for dead, removed from the group's voters, or contested by a
+    // campaign this replica heard of since it last heard from a leader, does not count.
+    let live_leader = m.current_leader.filter(|l| {
+        leader_counts(
+            *l == me,
+            alive(*l),
+            is_voter(m, *l),
+            leading || !g.sleep.is_contested(*l, now),
+        )
+    });
+    let settled = leading || (live_leader.is_some() && m.state == ServerState::Follower);
+    if g.sleep.transfer_overdue(leading, now) {
+        let to = voters().into_iter().find(|n| *n != me && alive(*n));
+        if let Some(to) = to {
+            plan.transfers.push((g.clone(), to));
+        }
+    }
+    let Some(leaderless) = g.sleep.leaderless_for(live_leader.is_some(), now) else {
+        if g.sleep.is_awake() {
+            if settled {
+                plan.asleep.push(g.clone());
+            } else {
+                tracing::debug!(node = me, group = g.id, state = ?m.state, leader = ?m.current_leader, "awake with a live leader, not settled");
+                plan.unsettled = true;
+            }
+        } else if !evicted {
+            g.note_commit(m, now);
+            if let Some(after) = multi.config.evict_after() {
+                let view = IdleView {
+                    asleep: !g.sleep.is_campaigning(),
+                    settled,
+                    transferring: g.sleep.is_transferring(),
+                    unused: Duration::from_millis(
+                        now.saturating_sub(g.used_ms.load(Ordering::Relaxed)),
+                    ),
+                    ..IdleView::of(m, me, alive)
+                };
+                if evictable(&view, after) {
+                    plan.evictions.push(g.clone());
+                }
+            }
+        }
+        return;
+    };
+    plan.unsettled = true;
+    if g.sleep.is_awake() || g.sleep.is_campaigning() {
+        // Campaigning already (or queued to): openraft's timer retries the election.
+        return;
+    }
+    let waited = campaign_waited(
+        g.sleep.had_leader(),
+        now,
+        leaderless,
+        g.sleep.lease_wait(now, multi.leader_lease()),
+    );
+    let Some(waited) = waited else {
+        return;
+    };
+    let rank = campaign_rank(g.id, &voters(), m.current_leader, me, alive);
+    if rank.is_some_and(|r| campaign_due(r, waited)) {
+        plan.campaigns.push(g.clone());
+    }
 }
 
 fn act(multi: &Arc<MultiRaft>, plan: Plan) {
     for g in &plan.asleep {
         multi.sleep(g);
+    }
+    if !plan.evictions.is_empty() {
+        let multi = multi.clone();
+        tokio::spawn(async move { multi.evict(plan.evictions).await });
     }
     if !plan.transfers.is_empty() || !plan.campaigns.is_empty() {
         let multi = multi.clone();
@@ -174,7 +210,9 @@ fn act(multi: &Arc<MultiRaft>, plan: Plan) {
                     to,
                     "leadership transfer did not complete: handing leadership on"
                 );
-                let _ = g.raft.trigger().transfer_leader(to).await;
+                if let Ok(raft) = multi.instance(&g).await {
+                    let _ = raft.trigger().transfer_leader(to).await;
+                }
             }
             if plan.campaigns.is_empty() {
                 return;

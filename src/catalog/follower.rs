@@ -149,6 +149,7 @@ async fn step(
     for r in results {
         r.map_err(std::io::Error::other)??;
     }
+    node.multi.serving_its_groups();
     if opened > 0 {
         tracing::info!(node = me, groups = opened, elapsed = ?started.elapsed(), "opened groups");
     }

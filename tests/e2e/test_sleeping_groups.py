@@ -24,6 +24,40 @@ def all_asleep(cluster):
     return all(int(stats(cluster, i)["raft_groups_awake"]) == 0 for i in cluster.live())
 
 
+def kill_and_check(cluster, victim, acked):
+    """Kill `victim`: every group gets a leader again within 10 s, every acknowledged write
+    in `acked` reads back through a survivor, and keys 300..399 are still writable."""
+    cluster.kill(victim)
+    t0 = time.monotonic()
+    wait_until("every group led again", lambda: groups_led(cluster) >= 4097, timeout=20,
+               interval=0.05)
+    took = time.monotonic() - t0
+    assert took < 10, f"groups took {took:.1f} s to get leaders"
+    client = cluster.client(seed=cluster.live()[0], total_timeout=5000)
+    try:
+        for k, v in acked.items():
+            _, _, bins = client.get((NS, SET, k))
+            assert bins["v"] == v, k
+        for k in range(300, 400):
+            client.put((NS, SET, k), {"v": k})
+    finally:
+        client.close()
+
+
+def restart_and_read(cluster, victim):
+    """Start `victim` again and read every 11th of the keys 0..399 through it."""
+    cluster.start(victim)
+    wait_until("victim ready", lambda: int(info(cluster.port(victim), "partition-generation")) >= 0,
+               timeout=30)
+    client = cluster.client(seed=victim, total_timeout=5000)
+    try:
+        for k in range(0, 400, 11):
+            _, _, bins = client.get((NS, SET, k))
+            assert bins["v"] == k
+    finally:
+        client.close()
+
+
 def test_groups_sleep_wake_on_writes_and_survive_a_kill_while_asleep(tmp_path):
     c = Cluster(tmp_path, groups=None)
     try:
@@ -56,35 +90,11 @@ def test_groups_sleep_wake_on_writes_and_survive_a_kill_while_asleep(tmp_path):
         assert led[victim] > 1000, led
         campaigns = sum(int(stats(c, i)["raft_campaigns"]) for i in c.live() if i != victim)
         client.close()
-        c.kill(victim)
-        t0 = time.monotonic()
-        wait_until("every group led again", lambda: groups_led(c) >= 4097, timeout=20, interval=0.05)
-        took = time.monotonic() - t0
-        assert took < 10, f"groups took {took:.1f} s to get leaders"
+        kill_and_check(c, victim, acked)
         assert sum(int(stats(c, i)["raft_campaigns"]) for i in c.live()) > campaigns
-        survivor = c.live()[0]
-        client = c.client(seed=survivor, total_timeout=5000)
-        try:
-            for k, v in acked.items():
-                _, _, bins = client.get((NS, SET, k))
-                assert bins["v"] == v, k
-            # Still writable everywhere.
-            for k in range(300, 400):
-                client.put((NS, SET, k), {"v": k})
-        finally:
-            client.close()
 
         # The victim comes back: it learns its leaders from them and catches up.
-        c.start(victim)
-        wait_until("victim ready", lambda: int(info(c.port(victim), "partition-generation")) >= 0,
-                   timeout=30)
-        client = c.client(seed=victim, total_timeout=5000)
-        try:
-            for k in range(0, 400, 11):
-                _, _, bins = client.get((NS, SET, k))
-                assert bins["v"] == k
-        finally:
-            client.close()
+        restart_and_read(c, victim)
     except BaseException:
         print(c.logs())
         raise
@@ -113,6 +123,54 @@ def test_a_follower_vote_wakes_a_sleeping_group(tmp_path):
                 client.put((NS, SET, k), {"v": k})
         finally:
             client.close()
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.stop_all()
+
+
+def evicted(cluster, i):
+    return int(stats(cluster, i)["raft_groups_evicted"])
+
+
+def test_evicted_groups_start_again_on_demand_and_survive_a_kill(tmp_path):
+    """Idle groups have their Raft instances stopped (evicted) and started again by the
+    next request: a client's write or read, a peer's append, a campaign. A node killed while
+    its groups are evicted loses no acknowledged write; the survivors' evicted replicas
+    start, campaign and grant votes, and every partition gets a master again."""
+    # Evict after two leader leases (the shortest allowed), not 10 s.
+    c = Cluster(tmp_path, groups=None, extra_args=["--evict-idle-ms", "1"])
+    try:
+        c.start_all()
+        wait_until("every group led", lambda: groups_led(c) >= 4097, timeout=60)
+        wait_until("every group evicted", lambda: all(evicted(c, i) == 4096 for i in c.live()),
+                   timeout=30)
+        # Leaders are still known and reported while evicted.
+        assert groups_led(c) >= 4097
+
+        client = c.client(seed=1, total_timeout=5000)
+        acked = {}
+        for k in range(300):
+            client.put((NS, SET, k), {"v": k})
+            acked[k] = k
+        for k in range(0, 300, 7):
+            _, _, bins = client.get((NS, SET, k))
+            assert bins["v"] == k
+        restarts = sum(int(stats(c, i)["raft_restarts"]) for i in c.live())
+        assert restarts > 0
+        client.close()
+
+        wait_until("every group evicted again",
+                   lambda: all(evicted(c, i) == 4096 for i in c.live()), timeout=30)
+        led = {i: int(stats(c, i)["raft_groups_led"]) for i in c.live()}
+        victim = max(led, key=led.get)
+        kill_and_check(c, victim, acked)
+
+        # The victim comes back while the survivors' groups are evicted again.
+        wait_until("survivors evicted", lambda: all(evicted(c, i) == 4096 for i in c.live()),
+                   timeout=30)
+        restart_and_read(c, victim)
     except BaseException:
         print(c.logs())
         raise
