@@ -130,28 +130,8 @@ impl MultiRaft {
         for g in groups.into_iter().take(EVICT_BATCH) {
             // Whoever starts the instance again waits until the log is synced.
             let held = g.restarting.clone().lock_owned().await;
-            let raft = {
-                let mut slot = g.slot();
-                let unused = self
-                    .now_ms()
-                    .saturating_sub(g.used_ms.load(Ordering::Relaxed));
-                match &*slot {
-                    Instance::Running(raft)
-                        if Arc::strong_count(raft) == 1
-                            && Duration::from_millis(unused) >= after =>
-                    {
-                        let metrics = Box::new(raft.metrics().borrow_watched().clone());
-                        let evicted = Instance::Evicted {
-                            metrics,
-                            synced: false,
-                        };
-                        match std::mem::replace(&mut *slot, evicted) {
-                            Instance::Running(raft) => raft,
-                            Instance::Evicted { .. } => continue,
-                        }
-                    }
-                    _ => continue,
-                }
+            let Some(raft) = take_unused(&g, self.now_ms(), after) else {
+                continue;
             };
             let _ = raft.shutdown().await;
             stopped.push((g, held));
@@ -183,6 +163,55 @@ impl MultiRaft {
         }
         self.evicting.store(false, Ordering::Release);
     }
+}
+
+/// `g`'s running instance, swapped for its metrics (evicted, its log not yet synced), if
+/// nobody holds it and it has been unused for `after` as of `now_ms`.
+fn take_unused(g: &Group, now_ms: u64, after: Duration) -> Option<Arc<Raft>> {
+    let mut slot = g.slot();
+    let Instance::Running(raft) = &*slot else {
+        return None;
+    };
+    if Arc::strong_count(raft) != 1 || g.unused(now_ms) < after {
+        return None;
+    }
+    let metrics = Box::new(raft.metrics().borrow_watched().clone());
+    match std::mem::replace(
+        &mut *slot,
+        Instance::Evicted {
+            metrics,
+            synced: false,
+        },
+    ) {
+        Instance::Running(raft) => Some(raft),
+        Instance::Evicted { .. } => None,
+    }
+}
+
+/// Whether the supervisor should evict `g`, which it finds with metrics `m`, settled or
+/// not, asleep and running at `now_ms` on node `me` (a move of its commit index counts as
+/// a use first: its leader tells followers of a commit [`COMMIT_NOTIFY_DELAY`] later).
+///
+/// [`COMMIT_NOTIFY_DELAY`]: crate::config::COMMIT_NOTIFY_DELAY
+pub(crate) fn is_candidate(
+    multi: &MultiRaft,
+    g: &Group,
+    m: &Metrics,
+    settled: bool,
+    now_ms: u64,
+) -> bool {
+    g.note_commit(m, now_ms);
+    let Some(after) = multi.config.evict_after() else {
+        return false;
+    };
+    let view = IdleView {
+        asleep: !g.sleep.is_campaigning(),
+        settled,
+        transferring: g.sleep.is_transferring(),
+        unused: g.unused(now_ms),
+        ..IdleView::of(m, multi.node_id(), |n| multi.is_alive(n))
+    };
+    evictable(&view, after)
 }
 
 #[cfg(test)]

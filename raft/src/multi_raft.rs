@@ -127,6 +127,11 @@ impl Group {
         }
     }
 
+    /// How long before `now_ms` the instance was last used (`used_ms`).
+    pub(crate) fn unused(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.used_ms.load(Ordering::Relaxed)))
+    }
+
     /// Whether the group's instance is stopped while it is idle.
     pub fn is_evicted(&self) -> bool {
         matches!(&*self.slot(), Instance::Evicted { .. })
@@ -935,14 +940,15 @@ impl MultiRaft {
                     let _ = raft.trigger().heartbeat().await;
                 }
                 tokio::time::sleep(RETURN_ROUND_WAIT).await;
+                // Still leading, and no acknowledgement from the peer since this round.
                 led.retain(|g| {
-                    let acked = g.metrics(|m| {
-                        m.heartbeat
+                    g.metrics(|m| {
+                        let acked = m
+                            .heartbeat
                             .as_ref()
-                            .and_then(|h| h.get(&peer).cloned().flatten())
-                            .is_some_and(|at| *at >= sent)
-                    });
-                    !acked && g.metrics(|m| m.state == ServerState::Leader)
+                            .and_then(|h| h.get(&peer).cloned().flatten());
+                        m.state == ServerState::Leader && acked.is_none_or(|at| *at < sent)
+                    })
                 });
                 if led.is_empty() {
                     return;

@@ -3,7 +3,7 @@
 //! gone, switches a group's timers off once it has a live leader again, and hands on a
 //! leadership transfer that did not complete.
 
-use crate::evict::{evictable, IdleView};
+use crate::evict;
 use crate::multi_raft::{is_voter, Group, MultiRaft};
 use crate::read_index::PEER_REQUEST_GROUP;
 use crate::rpc::{decode_reply, encode_request, RaftReply, RaftRequest};
@@ -11,7 +11,6 @@ use crate::sleep::{campaign_due, campaign_rank, campaign_waited, leader_counts, 
 use crate::types::{Metrics, NodeId};
 use openraft::ServerState;
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,22 +152,8 @@ fn look_at(
                 tracing::debug!(node = me, group = g.id, state = ?m.state, leader = ?m.current_leader, "awake with a live leader, not settled");
                 plan.unsettled = true;
             }
-        } else if !evicted {
-            g.note_commit(m, now);
-            if let Some(after) = multi.config.evict_after() {
-                let view = IdleView {
-                    asleep: !g.sleep.is_campaigning(),
-                    settled,
-                    transferring: g.sleep.is_transferring(),
-                    unused: Duration::from_millis(
-                        now.saturating_sub(g.used_ms.load(Ordering::Relaxed)),
-                    ),
-                    ..IdleView::of(m, me, alive)
-                };
-                if evictable(&view, after) {
-                    plan.evictions.push(g.clone());
-                }
-            }
+        } else if !evicted && evict::is_candidate(multi, g, m, settled, now) {
+            plan.evictions.push(g.clone());
         }
         return;
     };
